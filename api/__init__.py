@@ -1,0 +1,1 @@
+"""The HTTP API: validates, authorizes and enqueues. Domain logic lives in `shared/`."""

@@ -1,0 +1,71 @@
+"""Typed dependencies so routes read as types: `user: CurrentUser`, `db: Db`, `jobs: Jobs`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import redis
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pymongo.database import Database
+
+from shared.config import Settings
+from shared.errors import AuthRequired, Forbidden, NotFound, TokenInvalid
+from shared.jobs.service import JobStore
+from shared.stores import mongo_db, redis_client
+from shared.users.service import get_user
+from shared.users.tokens import verify_token
+
+_bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _db(settings: SettingsDep) -> Database:
+    return mongo_db(settings)
+
+
+def _redis(settings: SettingsDep) -> redis.Redis:
+    return redis_client(settings)
+
+
+Db = Annotated[Database, Depends(_db)]
+Redis = Annotated[redis.Redis, Depends(_redis)]
+
+
+def _jobs(db: Db, r: Redis, settings: SettingsDep) -> JobStore:
+    return JobStore(db, r, settings.job_status_ttl_s, broker_url=settings.redis_url)
+
+
+Jobs = Annotated[JobStore, Depends(_jobs)]
+
+
+def _current_user(
+    db: Db,
+    settings: SettingsDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> dict[str, Any]:
+    if creds is None or not creds.credentials:
+        raise AuthRequired("This endpoint needs a bearer token.", headers={"WWW-Authenticate": "Bearer"})
+    claims = verify_token(settings, creds.credentials)
+    try:
+        return get_user(db, claims["sub"])
+    except NotFound as exc:
+        raise TokenInvalid("The account for this token no longer exists.") from exc
+
+
+CurrentUser = Annotated[dict[str, Any], Depends(_current_user)]
+
+
+def _admin_user(user: CurrentUser) -> dict[str, Any]:
+    if user.get("role") != "admin":
+        raise Forbidden("This endpoint is for administrators.")
+    return user
+
+
+AdminUser = Annotated[dict[str, Any], Depends(_admin_user)]

@@ -1,0 +1,67 @@
+"""FastAPI application factory. `uvicorn api.main:app` serves settings from the environment."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aredis
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import RequestContextMiddleware
+from api.routes import admin, auth, health, jobs, users
+from shared.bootstrap import ensure_indexes_with_retry
+from shared.config import Settings, get_settings
+from shared.logs import configure_logging
+from shared.version import __version__
+
+log = logging.getLogger("api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Indexes are created in the background: the API must come up (and answer 503) even
+        # while MongoDB is still starting or down.
+        stop = threading.Event()
+        threading.Thread(target=ensure_indexes_with_retry, args=(settings, stop),
+                         name="ensure-indexes", daemon=True).start()
+        app.state.aredis = aredis.Redis.from_url(
+            settings.redis_url, decode_responses=True,
+            socket_connect_timeout=settings.redis_timeout_s, health_check_interval=15)
+        log.info("api started", extra={"version": __version__, "env": settings.app_env})
+        yield
+        stop.set()
+        await app.state.aredis.aclose()
+
+    app = FastAPI(
+        title="New Visions API",
+        version=__version__,
+        description="Voice notes in your own cloned voice. Errors are `{error, message, action}`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (auth, users, jobs, health, admin):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _app_from_env() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def __getattr__(name: str):
+    # `uvicorn api.main:app` builds the app on first access, not at import (tests import
+    # create_app without a configured environment).
+    if name == "app":
+        globals()["app"] = value = _app_from_env()
+        return value
+    raise AttributeError(name)

@@ -1,0 +1,23 @@
+from fastapi import APIRouter, Query, Request
+
+from api.deps import AdminUser, Db, Jobs, SettingsDep
+from api.responses import accepted
+from shared.users import codes
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.post("/activation-codes", status_code=201)
+def create_activation_codes(admin: AdminUser, db: Db, settings: SettingsDep,
+                            count: int = Query(1, ge=1, le=500)) -> dict:
+    """Create single-use activation codes to hand out."""
+    return {"codes": codes.create_codes(db, count, settings.activation_code_ttl_days,
+                                        created_by=str(admin["_id"]))}
+
+
+@router.post("/diagnostics", status_code=202)
+def run_diagnostics(admin: AdminUser, jobs: Jobs, request: Request):
+    """Run a diagnostic job through the maintenance queue: checks stores and providers from a
+    worker's point of view and reports each stage live (poll or SSE)."""
+    view, _ = jobs.submit(kind="diagnostic", user_id=str(admin["_id"]))
+    return accepted(request, view)

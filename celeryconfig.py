@@ -1,0 +1,101 @@
+"""Celery configuration: queues, routes, at-least-once delivery, limits and the beat schedule.
+
+Loaded by the one Celery app (`shared.jobs.celery_app`) in the API (as a producer), the
+workers, beat and Flower. Values derive from `shared.config.Settings`, so every setting
+comes from the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kombu import Exchange, Queue
+
+from shared.config import QUEUES, get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+
+# --- serialization: JSON only (no pickle: a broker message must never run code) ---
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# --- queues and routes: each queue has its own workers so one cannot starve another ---
+task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+task_default_queue = "perform"
+task_create_missing_queues = False
+task_routes = {
+    "clone.*": {"queue": "clone", "routing_key": "clone"},
+    "perform.*": {"queue": "perform", "routing_key": "perform"},
+    "cleanup.*": {"queue": "cleanup", "routing_key": "cleanup"},
+    "maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
+}
+
+# --- at-least-once delivery; every task is idempotent by job id ---
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure = True
+task_acks_on_timeout = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+# A message not acknowledged within the visibility timeout is delivered again, so it must
+# exceed the longest hard time limit, with margin; set for broker and result backend alike.
+_visibility_timeout = _settings.longest_time_limit_s * 2 + 60
+broker_transport_options = {
+    "visibility_timeout": _visibility_timeout,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 15,
+    "retry_on_timeout": True,
+}
+result_backend_transport_options = {"visibility_timeout": _visibility_timeout}
+redis_socket_timeout = 10
+redis_socket_connect_timeout = 5
+redis_backend_health_check_interval = 15
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # keep reconnecting after a broker restart
+broker_channel_error_retry = True
+worker_cancel_long_running_tasks_on_connection_loss = False
+result_expires = timedelta(seconds=_settings.result_expires_s)
+result_extended = True
+
+# --- per-queue time limits (soft = hard - margin, so a task can fail its job cleanly) ---
+_limits = {
+    "clone": _settings.clone_time_limit_s,
+    "perform": _settings.perform_time_limit_s,
+    "cleanup": _settings.cleanup_time_limit_s,
+    "maintenance": _settings.maintenance_time_limit_s,
+}
+
+
+class _TimeLimitsByQueue:
+    """Task annotation giving each task its queue's limits (task names start with the queue)."""
+
+    def annotate(self, task):
+        hard = _limits.get(task.name.split(".", 1)[0])
+        if hard is None:
+            return None
+        return {"time_limit": hard, "soft_time_limit": max(hard - 15, int(hard * 0.8))}
+
+    def annotate_any(self):
+        return None
+
+
+task_annotations = (_TimeLimitsByQueue(),)
+
+# --- observability: events for Flower ---
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+
+# Task modules the worker loads; the API never imports them (it enqueues by name).
+imports = ("workers.tasks",)
+
+# --- beat: periodic maintenance (exactly one beat process runs) ---
+beat_schedule: dict = {}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install the system packages the stack needs, when they are missing.
+# Uses apt-get as root, or through passwordless sudo; otherwise says what to install.
+set -euo pipefail
+
+declare -A pkg_for=([redis-server]=redis-server [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [espeak-ng]=espeak-ng)
+missing=()
+for tool in redis-server ffmpeg ffprobe espeak-ng; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_for[$tool]}")
+done
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+# unique package names
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO=(sudo -n)
+else
+  SUDO=""
+fi
+
+if command -v apt-get >/dev/null 2>&1 && [ "${SUDO-unset}" != "" -o "$(id -u)" -eq 0 ]; then
+  echo "Installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+
+cat >&2 <<MSG
+New Visions needs these system packages, which are not installed: ${missing[*]}
+Install them, for example on Debian/Ubuntu:
+    sudo apt-get install ${missing[*]}
+then run the command again.
+MSG
+exit 1

@@ -1,0 +1,149 @@
+"""Audio in and out: probe and decode any common container by content, encode MP3.
+
+Decoding goes through ffmpeg (a subprocess reading a temporary file: MP4/M4A keep their index
+at the end, so a pipe is not enough). Encoding MP3 is in-process with LAME (lameenc), which
+avoids a process start per note.
+
+Untrusted input: a few kilobytes of FLAC or Opus can declare hours of digital silence, so
+`decode_to_mono` takes a bound and ffmpeg stops producing (and reading) at that length; a
+wall-clock timeout backs it up against inputs that are slow to demux.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.errors import SampleUnsupported
+
+#: containers we accept, as ffprobe names them (format_name is a comma list)
+ACCEPTED_FORMATS = frozenset({
+    "mp3", "wav", "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "aac", "ogg", "matroska", "webm", "flac",
+})
+DECODE_TIMEOUT_S = 60
+#: LAME algorithm quality, 0 (best, slowest) .. 9. At 128 kbit/s for one channel the bit budget
+#: is so generous that 3 is indistinguishable from 2 while encoding about twice as fast.
+MP3_QUALITY = 3
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format_name: str
+    codec_name: str
+    duration_s: float | None
+    sample_rate: int | None
+    channels: int | None
+
+
+def require_ffmpeg() -> None:
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed; install the 'ffmpeg' package")
+
+
+def _with_tempfile(data: bytes, fn):
+    fd, path = tempfile.mkstemp(prefix="nv-audio-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return fn(path)
+    finally:
+        os.unlink(path)
+
+
+def probe(data: bytes) -> AudioInfo:
+    """Identify the container and first audio stream from the bytes alone.
+
+    Raises SampleUnsupported when the bytes are not audio we accept, whatever their name says."""
+    if not data:
+        raise SampleUnsupported("The file is empty.")
+
+    def run(path: str) -> AudioInfo:
+        try:
+            proc = subprocess.run(
+                ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+                 "-select_streams", "a:0", path],
+                capture_output=True, timeout=DECODE_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise SampleUnsupported("The file took too long to read; it may be damaged.") from None
+        if proc.returncode != 0:
+            raise SampleUnsupported("The file is not an audio recording we can read.")
+        meta = json.loads(proc.stdout or b"{}")
+        streams = meta.get("streams") or []
+        fmt = meta.get("format") or {}
+        if not streams:
+            raise SampleUnsupported("The file holds no audio stream.")
+        names = set((fmt.get("format_name") or "").split(","))
+        if not names & ACCEPTED_FORMATS:
+            raise SampleUnsupported(f"Unsupported audio container '{fmt.get('format_name')}'.")
+        stream = streams[0]
+        duration = stream.get("duration") or fmt.get("duration")
+        return AudioInfo(
+            format_name=fmt.get("format_name", ""),
+            codec_name=stream.get("codec_name", ""),
+            duration_s=float(duration) if duration not in (None, "N/A") else None,
+            sample_rate=int(stream["sample_rate"]) if stream.get("sample_rate") else None,
+            channels=stream.get("channels"),
+        )
+
+    return _with_tempfile(data, run)
+
+
+def decode_to_mono(data: bytes, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode the first audio stream to float32 mono PCM in [-1, 1] at `sample_rate`.
+
+    `max_seconds` bounds the decoded length (a tiny file can declare hours of silence: a
+    decompression bomb); the caller sees a result one sample longer than the bound when the
+    input was longer, so it can tell "too long" from "exactly the limit".
+
+    A damaged or cut-off file yields whatever decoded before the damage (ffmpeg may still exit
+    non-zero); only a file that yields nothing raises SampleUnsupported. Callers compare the
+    length with `probe(...).duration_s` to tell a truncated upload from a short one."""
+
+    def run(path: str) -> np.ndarray:
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
+               "-ac", "1", "-ar", str(sample_rate)]
+        if max_seconds is not None:
+            cmd += ["-t", f"{max_seconds + 2.0 / sample_rate:.6f}"]
+        cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise SampleUnsupported("The audio took too long to decode; the file may be damaged.") from None
+        usable = len(proc.stdout) // 4 * 4
+        if usable == 0:
+            raise SampleUnsupported("The audio could not be decoded; the file may be damaged or truncated.")
+        samples = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32, copy=True)
+        np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(samples, -1.0, 1.0, out=samples)
+        return samples
+
+    return _with_tempfile(data, run)
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """float PCM in [-1, 1] to little-endian int16, rounded to nearest (truncation toward zero
+    would add crossover distortion around every zero crossing)."""
+    pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * np.float32(32767.0)
+    return np.rint(pcm).astype("<i2")
+
+
+def encode_mp3(samples: np.ndarray, sample_rate: int, bitrate_kbps: int = 128, *,
+               quality: int = MP3_QUALITY) -> bytes:
+    """Encode float mono PCM to a constant-bitrate MP3 in process (LAME, no resampling)."""
+    import lameenc
+
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(bitrate_kbps)
+    encoder.set_in_sample_rate(sample_rate)
+    encoder.set_out_sample_rate(sample_rate)
+    encoder.set_channels(1)
+    encoder.set_quality(quality)
+    return bytes(encoder.encode(to_pcm16(samples).tobytes()) + encoder.flush())

@@ -1,0 +1,31 @@
+"""Create every collection's indexes (idempotent), retrying until MongoDB answers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pymongo.database import Database
+
+from shared.config import Settings
+from shared.stores import STORE_DOWN_ERRORS, mongo_db
+
+log = logging.getLogger(__name__)
+
+
+def ensure_indexes(db: Database) -> None:
+    from shared.jobs import service as jobs
+    from shared.users import service as users
+
+    users.ensure_indexes(db)
+    jobs.ensure_indexes(db)
+
+
+def ensure_indexes_with_retry(settings: Settings, stop: threading.Event, interval_s: float = 2.0) -> None:
+    while not stop.is_set():
+        try:
+            ensure_indexes(mongo_db(settings))
+            return
+        except STORE_DOWN_ERRORS as exc:
+            log.warning("indexes not created yet; retrying", extra={"error_type": type(exc).__name__})
+            stop.wait(interval_s)

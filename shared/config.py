@@ -1,0 +1,131 @@
+"""One Settings object, read from the environment (and `.env`), shared by API, workers and CLI.
+
+Every setting has a safe development default so `make run` works offline with nothing set;
+production mode (`APP_ENV=production`) refuses the defaults that would be unsafe there.
+`.env.example` lists every field below with its default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+QUEUES = ("clone", "perform", "cleanup", "maintenance")
+
+
+class Settings(BaseSettings):
+    # `.data/stack.env` is written by the dev runner (`make run`) with the addresses it chose, so
+    # that `newvisions` commands run beside the stack reach the same Redis and MongoDB.
+    # Real environment variables win over both files.
+    model_config = SettingsConfigDict(
+        env_file=(".env", ".data/stack.env"), env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- runtime ---
+    app_env: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = ""  # used to build status/events URLs; empty = relative URLs
+
+    # --- stores ---
+    mongo_url: str = ""  # empty in development: the dev runner starts embedded SecantusDB
+    mongo_db: str = "newvisions"
+    mongo_timeout_ms: int = 3000
+    redis_url: str = ""  # empty in development: the dev runner starts its own redis-server
+    redis_timeout_s: float = 2.0
+
+    # --- auth ---
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_ttl_minutes: int = Field(60 * 24, ge=1, le=60 * 24 * 30)
+    activation_code_ttl_days: int = Field(30, ge=1)
+
+    # --- jobs ---
+    job_status_ttl_s: int = Field(7 * 24 * 3600, ge=60)  # Redis mirror of a job's live status
+    readiness_timeout_s: float = Field(3.0, gt=0, le=30)
+    result_expires_s: int = Field(24 * 3600, ge=60)
+    clone_time_limit_s: int = 300
+    perform_time_limit_s: int = 300
+    cleanup_time_limit_s: int = 120
+    maintenance_time_limit_s: int = 600
+
+    # --- flower ---
+    flower_port: int = 5555
+    flower_basic_auth: str = ""  # "user:password"; the dev runner generates one when empty
+
+    # --- providers ---
+    voice_provider: Literal["auto", "local", "elevenlabs"] = "auto"
+    text_provider: Literal["auto", "local", "gemini"] = "auto"
+    eleven_labs_api_key: SecretStr = SecretStr("")
+    eleven_labs_base_url: str = "https://api.elevenlabs.io"
+    eleven_labs_model: str = "eleven_turbo_v2_5"
+    gemini_api_key: SecretStr = SecretStr("")
+    gemini_base_url: str = ""  # empty = the SDK's default endpoint
+    gemini_model: str = "gemini-2.5-flash"
+    local_voice_limit: int = Field(10, ge=1)
+
+    # --- voice samples ---
+    sample_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    sample_min_seconds: float = 30.0
+    sample_min_speech_seconds: float = 20.0
+    sample_max_seconds: float = 180.0
+    sample_target_lufs: float = Field(-20.0, ge=-30, le=-14)
+    sample_true_peak_dbtp: float = Field(-3.0, le=0)
+
+    # --- quota ---
+    monthly_char_limit: int = Field(4000, ge=0)
+
+    # --- pool ---
+    provider_pool_enabled: bool = True
+    eleven_labs_pool_capacity: int = Field(10, ge=1)
+    eleven_labs_pool_ttl_minutes: int = Field(30, ge=1)
+    eleven_labs_pool_eviction_strategy: Literal["lru", "ttl"] = "lru"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def effective_voice_provider(self) -> str:
+        if self.voice_provider != "auto":
+            return self.voice_provider
+        return "elevenlabs" if self.eleven_labs_api_key.get_secret_value() else "local"
+
+    @property
+    def effective_text_provider(self) -> str:
+        if self.text_provider != "auto":
+            return self.text_provider
+        return "gemini" if self.gemini_api_key.get_secret_value() else "local"
+
+    @property
+    def longest_time_limit_s(self) -> int:
+        return max(self.clone_time_limit_s, self.perform_time_limit_s,
+                   self.cleanup_time_limit_s, self.maintenance_time_limit_s)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if not self.is_production:
+            return self
+        problems = []
+        secret = self.jwt_secret.get_secret_value()
+        if secret == DEV_JWT_SECRET or len(secret) < 32:
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if not self.mongo_url:
+            problems.append("MONGO_URL must be set")
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set")
+        if self.voice_provider == "elevenlabs" and not self.eleven_labs_api_key.get_secret_value():
+            problems.append("ELEVEN_LABS_API_KEY must be set when VOICE_PROVIDER=elevenlabs")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,278 @@
+"""The development stack: Redis, MongoDB-wire server, API, one worker per queue, beat, Flower.
+
+`make run` calls `newvisions dev up`, which runs `run_stack()` in the foreground. The service
+launchers are also used by the test suite, so tests start their stores the same way.
+Children are supervised: Ctrl-C or SIGTERM stops every one of them (TERM, then KILL after a
+grace period); each child also dies with this process (PR_SET_PDEATHSIG), so none is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.config import QUEUES
+
+DATA_DIR = Path(".data")
+STACK_ENV = DATA_DIR / "stack.env"
+#: worker concurrency per queue: clone is CPU-bound DSP, perform waits on providers
+DEFAULT_CONCURRENCY = {"clone": 1, "perform": 4, "cleanup": 2, "maintenance": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the child if this process dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def spawn(argv: list[str], *, env: dict[str, str] | None = None, log_path: Path | None = None,
+          cwd: str | None = None) -> subprocess.Popen:
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT if out else None,
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """TERM the child's whole process group, then KILL what is left after the grace period."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    # prefork children may outlive a parent that was killed: sweep the group once more
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready in {timeout_s:.0f} s ({last!r})")
+
+
+# ----------------------------------------------------------------- stores
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def start_redis(data_dir: Path, port: int | None = None, *, appendonly: bool = True,
+                log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = spawn([
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
+        "--save", "", "--appendonly", "yes" if appendonly else "no", "--maxmemory-policy", "noeviction",
+        "--daemonize", "no", "--logfile", "",
+    ], log_path=log_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: redis_answers(url), 20, "redis-server", proc)
+    return proc, url
+
+
+def mongo_answers(url: str) -> bool:
+    import pymongo
+
+    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=1000)
+    try:
+        return client.admin.command("ping").get("ok") == 1
+    finally:
+        client.close()
+
+
+def start_mongo(data_dir: Path, port: int | None = None, *,
+                log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the embedded MongoDB-wire server (SecantusDB) with its data under `data_dir`."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = spawn([venv_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+                  "--storage-path", str(data_dir.resolve()), "--log-level", "WARNING"], log_path=log_path)
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    wait_until(lambda: mongo_answers(url), 60, "SecantusDB", proc)
+    return proc, url
+
+
+# ----------------------------------------------------------------- app processes
+
+
+def worker_argv(queues: list[str] | tuple[str, ...], name: str, concurrency: int,
+                loglevel: str = "INFO") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(queues),
+            "-n", f"{name}@%h", "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "--without-mingle", "--without-gossip"]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def add(self, name: str, proc: subprocess.Popen) -> None:
+        self.procs.append((name, proc))
+
+    def stop(self) -> None:
+        # app processes first (reverse start order), stores last so workers can ack on the way out
+        for name, proc in reversed(self.procs):
+            stop_process(proc)
+            print(f"  stopped {name}", flush=True)
+
+
+def _stack_env(overrides: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _write_stack_env(values: dict[str, str]) -> None:
+    DATA_DIR.mkdir(exist_ok=True)
+    tmp = STACK_ENV.with_suffix(".tmp")
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    tmp.chmod(0o600)
+    tmp.replace(STACK_ENV)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_stack(api_port: int | None = None, flower_port: int | None = None) -> int:
+    """Start everything, print the URLs, supervise until interrupted; returns an exit code."""
+    from shared.config import Settings
+
+    settings = Settings()
+    api_port = api_port or int(os.environ.get("API_PORT", settings.api_port))
+    flower_port = flower_port or int(os.environ.get("FLOWER_PORT", settings.flower_port))
+    logs = DATA_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = Stack(env={})
+    print("New Visions dev stack: starting (logs under .data/logs)", flush=True)
+    with _signals_raise():
+        try:
+            redis_url = os.environ.get("REDIS_URL", "")
+            if redis_url and redis_answers(redis_url):
+                print(f"  redis: reusing {redis_url}", flush=True)
+            else:
+                if redis_url:
+                    print(f"  redis: {redis_url} does not answer; starting our own", flush=True)
+                proc, redis_url = start_redis(DATA_DIR / "redis", log_path=logs / "redis.log")
+                stack.add("redis", proc)
+                print(f"  redis: started {redis_url}", flush=True)
+            mongo_url = os.environ.get("MONGO_URL", "")
+            if mongo_url:
+                print("  mongo: using MONGO_URL", flush=True)
+            else:
+                proc, mongo_url = start_mongo(DATA_DIR / "mongo", log_path=logs / "mongo.log")
+                stack.add("mongo", proc)
+                print(f"  mongo: started embedded SecantusDB {mongo_url}", flush=True)
+
+            flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or f"admin:{secrets.token_urlsafe(12)}"
+            env = _stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
+                              "FLOWER_BASIC_AUTH": flower_auth, "API_PORT": str(api_port)})
+            stack.env = env
+            api_url = f"http://127.0.0.1:{api_port}"
+            _write_stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
+                              "MONGO_DB": env.get("MONGO_DB", settings.mongo_db), "API_URL": api_url,
+                              "FLOWER_URL": f"http://127.0.0.1:{flower_port}"})
+
+            # indexes before the API takes traffic (the API also retries them itself)
+            subprocess.run([sys.executable, "-m", "shared.cli", "db", "init"], env=env, check=True)
+
+            stack.add("api", spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                                    "--port", str(api_port), "--no-access-log"], env=env,
+                                   log_path=logs / "api.log"))
+            for queue in QUEUES:
+                conc = int(os.environ.get(f"{queue.upper()}_CONCURRENCY", DEFAULT_CONCURRENCY[queue]))
+                stack.add(f"worker:{queue}", spawn(worker_argv([queue], queue, conc), env=env,
+                                                   log_path=logs / f"worker-{queue}.log"))
+            stack.add("beat", spawn([sys.executable, "-m", "celery", "-A", "workers.app", "beat",
+                                     "--schedule", str(DATA_DIR / "celerybeat-schedule"), "--loglevel", "INFO"],
+                                    env=env, log_path=logs / "beat.log"))
+            stack.add("flower", spawn([sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+                                       f"--address=127.0.0.1", f"--port={flower_port}",
+                                       f"--basic-auth={flower_auth}", "--purge_offline_workers=60"],
+                                      env=env, log_path=logs / "flower.log"))
+
+            import httpx
+
+            wait_until(lambda: httpx.get(f"{api_url}/health", timeout=1).status_code == 200, 60, "API",
+                       dict(stack.procs)["api"])
+            user = flower_auth.split(":", 1)[0]
+            print("\nReady:", flush=True)
+            print(f"  API docs : {api_url}/docs", flush=True)
+            print(f"  Readiness: {api_url}/health/ready", flush=True)
+            print(f"  Flower   : http://127.0.0.1:{flower_port}  (user '{user}', password "
+                  f"{'from FLOWER_BASIC_AUTH' if os.environ.get('FLOWER_BASIC_AUTH') else repr(flower_auth.split(':', 1)[1])})",
+                  flush=True)
+            print("  Activation code: .venv/bin/newvisions codes create", flush=True)
+            print("Press Ctrl-C to stop.\n", flush=True)
+            while True:
+                for name, proc in stack.procs:
+                    if proc.poll() is not None:
+                        print(f"{name} exited with code {proc.returncode}; stopping the stack "
+                              f"(see .data/logs)", flush=True)
+                        return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nStopping...", flush=True)
+            return 0
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+            stack.stop()
+            with contextlib.suppress(FileNotFoundError):
+                STACK_ENV.unlink()

@@ -1,0 +1,62 @@
+"""Readiness canaries: prove each queue is being consumed, not just that a worker process exists.
+
+A Celery worker can stay alive and silently stop consuming after a broker drop, so readiness
+sends a tiny task to every queue and waits for each queue's answer on a Redis list."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import redis
+
+from shared.config import QUEUES
+
+CANARY_TASK = "system.canary"
+REPLY_PREFIX = "nv:canary:"
+
+
+def reply_key(nonce: str) -> str:
+    return REPLY_PREFIX + nonce
+
+
+def answer(r: redis.Redis, nonce: str, queue: str, worker: str) -> None:
+    """Called by the canary task inside a worker."""
+    key = reply_key(nonce)
+    pipe = r.pipeline()
+    pipe.rpush(key, json.dumps({"queue": queue, "worker": worker, "at": time.time()}))
+    pipe.expire(key, 60)
+    pipe.execute()
+
+
+def probe_queues(r: redis.Redis, timeout_s: float, queues=QUEUES, broker_url: str = "") -> dict[str, dict]:
+    """Send one canary per queue; report which answered within the timeout (and how fast)."""
+    from shared.jobs.celery_app import producer_for
+
+    app = producer_for(broker_url)
+    nonce = uuid.uuid4().hex
+    started = time.monotonic()
+    for queue in queues:
+        # expires: a canary nobody consumed in time is dropped, never run late or piled up
+        app.send_task(CANARY_TASK, args=[nonce, queue], queue=queue, expires=timeout_s + 1,
+                      ignore_result=True)
+    results = {q: {"ok": False, "error": "no worker answered in time"} for q in queues}
+    pending = set(queues)
+    key = reply_key(nonce)
+    while pending:
+        remaining = timeout_s - (time.monotonic() - started)
+        if remaining <= 0:
+            break
+        # short blocking pops: the client's socket timeout must stay above the block time
+        item = r.blpop([key], timeout=max(0.05, min(1.0, remaining)))
+        if item is None:
+            continue
+        reply = json.loads(item[1])
+        queue = reply.get("queue")
+        if queue in pending:
+            pending.discard(queue)
+            results[queue] = {"ok": True, "worker": reply.get("worker"),
+                              "ms": round((time.monotonic() - started) * 1000, 1)}
+    r.delete(key)
+    return results

@@ -1,0 +1,232 @@
+"""Create jobs, move them through their states, and read their live status.
+
+The MongoDB record is the durable truth. Every write also mirrors the public view into Redis
+(fast polling without touching MongoDB) and publishes it on the job's pub/sub channel (SSE),
+through one Lua script that refuses stale sequence numbers so a late writer can never move a
+job backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pymongo
+import redis
+from pymongo import ReturnDocument
+from pymongo.database import Database
+
+from shared.errors import AppError, NotFound, ServiceUnavailable, ValidationFailed
+from shared.jobs.model import TASKS, TERMINAL_STATES, JobView, view_of
+from shared.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "nv:job:"
+CHANNEL_PREFIX = "nv:job-events:"
+
+_MIRROR_LUA = """
+local cur = redis.call('HGET', KEYS[1], 'seq')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'owner', ARGV[2], 'view', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+def status_key(job_id: str) -> str:
+    return KEY_PREFIX + job_id
+
+
+def events_channel(job_id: str) -> str:
+    return CHANNEL_PREFIX + job_id
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStore:
+    """Job persistence with its Redis mirror. One per process; cheap to construct."""
+
+    def __init__(self, db: Database, r: redis.Redis, status_ttl_s: int = 7 * 24 * 3600,
+                 broker_url: str = "") -> None:
+        self.jobs = db["jobs"]
+        self.broker_url = broker_url
+        self.redis = r
+        self.status_ttl_s = status_ttl_s
+        self._mirror_script = r.register_script(_MIRROR_LUA)
+
+    # ----- reads -----
+
+    def get(self, job_id: str, owner_id: str | None = None) -> JobView:
+        """The job's current view; NotFound when absent or owned by someone else."""
+        cached = self.redis.hmget(status_key(job_id), "owner", "view")
+        if cached[1] is not None:
+            if owner_id is not None and cached[0] != owner_id:
+                raise NotFound("No such job.")
+            return JobView.model_validate_json(cached[1])
+        doc = self.jobs.find_one({"_id": job_id})
+        if doc is None or (owner_id is not None and doc["user_id"] != owner_id):
+            raise NotFound("No such job.")
+        return view_of(doc)
+
+    def get_doc(self, job_id: str) -> dict[str, Any] | None:
+        return self.jobs.find_one({"_id": job_id})
+
+    # ----- creation (API side) -----
+
+    def create(
+        self,
+        *,
+        kind: str,
+        user_id: str,
+        payload: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> tuple[JobView, bool]:
+        """Insert a queued job; with an idempotency key, return the existing one instead.
+
+        Returns (view, created). The same key with a different request answers 422."""
+        if kind not in TASKS:
+            raise ValueError(f"unknown job kind {kind!r}")
+        ts = now()
+        doc: dict[str, Any] = {
+            "_id": uuid.uuid4().hex,
+            "kind": kind,
+            "user_id": user_id,
+            "state": "queued",
+            "stage": "queued",
+            "progress": 0.0,
+            "result": None,
+            "error": None,
+            "payload": payload or {},
+            "request_id": request_id_var.get(),
+            "created_at": ts,
+            "updated_at": ts,
+            "seq": 1,
+        }
+        if idempotency_key is not None:
+            doc["idempotency_key"] = idempotency_key
+            doc["request_hash"] = request_hash
+        try:
+            self.jobs.insert_one(doc)
+        except pymongo.errors.DuplicateKeyError:
+            existing = self.jobs.find_one({"user_id": user_id, "kind": kind,
+                                           "idempotency_key": idempotency_key})
+            if existing is None:  # pragma: no cover - the unique index says it exists
+                raise
+            if existing.get("request_hash") != request_hash:
+                raise ValidationFailed(
+                    "This Idempotency-Key was already used with a different request body.",
+                    action="Use a new Idempotency-Key for a different request.",
+                )
+            return self.get(existing["_id"], owner_id=user_id), False
+        view = view_of(doc)
+        try:
+            self._mirror(doc["_id"], user_id, view)
+        except redis.RedisError as exc:
+            # Without Redis there is no broker either: refuse now rather than accept a job
+            # that can never run. The record is closed so nothing looks pending.
+            self.jobs.update_one({"_id": doc["_id"]}, {"$set": {
+                "state": "failed", "stage": "failed", "finished_at": now(),
+                "error": ServiceUnavailable("The job queue is unreachable.").to_dict()}})
+            raise ServiceUnavailable("The job queue is unreachable; the job was not started.") from exc
+        return view, True
+
+    def submit(self, *, kind: str, user_id: str, **kwargs) -> tuple[JobView, bool]:
+        """Create the job, then enqueue it; the message is sent only after the record exists.
+
+        If the broker refuses the message the job is marked failed (never left queued with no
+        message) and the caller gets 503."""
+        view, created = self.create(kind=kind, user_id=user_id, **kwargs)
+        if created:
+            self.enqueue(view.job_id, kind)
+        return view, created
+
+    def enqueue(self, job_id: str, kind: str) -> None:
+        from shared.jobs.celery_app import producer_for  # deferred: importing Celery is not free
+
+        task_name, queue = TASKS[kind]
+        try:
+            producer_for(self.broker_url).send_task(task_name, args=[job_id], queue=queue, task_id=job_id,
+                          retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1,
+                                                    "interval_step": 0.2, "interval_max": 0.5})
+        except Exception as exc:  # kombu raises OperationalError and friends
+            log.error("enqueue failed", extra={"job_id": job_id, "error_type": type(exc).__name__})
+            err = ServiceUnavailable("The job queue is unreachable; the job was not started.")
+            try:
+                self.fail(job_id, err)
+            except Exception:  # the store may be down too; the record then stays queued
+                log.exception("could not mark unqueued job failed", extra={"job_id": job_id})
+            raise err from exc
+        self.jobs.update_one({"_id": job_id}, {"$set": {"enqueued_at": now()}})
+
+    # ----- transitions (worker side) -----
+
+    def start(self, job_id: str, stage: str = "starting") -> dict[str, Any] | None:
+        """Mark running; None when the job is already finished (a redelivered message)."""
+        return self._transition(job_id, {"state": "running", "stage": stage},
+                                set_if_missing={"started_at": now()}, inc={"attempts": 1})
+
+    def stage(self, job_id: str, stage: str, progress: float | None = None) -> None:
+        changes: dict[str, Any] = {"stage": stage}
+        if progress is not None:
+            changes["progress"] = round(max(0.0, min(1.0, progress)), 4)
+        self._transition(job_id, changes)
+
+    def succeed(self, job_id: str, result: dict[str, Any]) -> dict[str, Any] | None:
+        return self._transition(job_id, {"state": "succeeded", "stage": "done", "progress": 1.0,
+                                         "result": result, "error": None, "finished_at": now()})
+
+    def fail(self, job_id: str, error: AppError | dict[str, Any]) -> dict[str, Any] | None:
+        body = error.to_dict() if isinstance(error, AppError) else dict(error)
+        body = {k: body[k] for k in ("error", "message", "action")}
+        return self._transition(job_id, {"state": "failed", "stage": "failed", "error": body,
+                                         "finished_at": now()})
+
+    def _transition(self, job_id: str, changes: dict[str, Any], *,
+                    set_if_missing: dict[str, Any] | None = None,
+                    inc: dict[str, int] | None = None) -> dict[str, Any] | None:
+        update: dict[str, Any] = {"$set": {**changes, "updated_at": now()}, "$inc": {"seq": 1, **(inc or {})}}
+        doc = self.jobs.find_one_and_update(
+            {"_id": job_id, "state": {"$nin": list(TERMINAL_STATES)}},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return None
+        if set_if_missing:
+            missing = {k: v for k, v in set_if_missing.items() if doc.get(k) is None}
+            if missing:
+                self.jobs.update_one({"_id": job_id}, {"$set": missing})
+                doc.update(missing)
+        try:
+            self._mirror(job_id, doc["user_id"], view_of(doc))
+        except redis.RedisError:
+            # MongoDB holds the truth; the poll falls back to it and the next transition
+            # re-mirrors. Failing the task over a status cache would lose real work.
+            log.warning("job status mirror failed", extra={"job_id": job_id})
+        return doc
+
+    def _mirror(self, job_id: str, owner_id: str, view: JobView) -> None:
+        self._mirror_script(
+            keys=[status_key(job_id), events_channel(job_id)],
+            args=[view.seq, owner_id, view.model_dump_json(), self.status_ttl_s],
+        )
+
+
+def ensure_indexes(db: Database) -> None:
+    jobs = db["jobs"]
+    jobs.create_index([("user_id", 1), ("created_at", -1)])
+    jobs.create_index([("state", 1), ("updated_at", 1)])
+    jobs.create_index(
+        [("user_id", 1), ("kind", 1), ("idempotency_key", 1)],
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+        name="idempotency_key_unique",
+    )

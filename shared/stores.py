@@ -1,0 +1,82 @@
+"""Connections to MongoDB and Redis, created once per process and shared.
+
+Both clients reconnect by themselves: when a store comes back after an outage, the next
+call succeeds without a restart. Timeouts are short so that an outage turns into a clear
+503 quickly instead of a hung request.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pymongo
+import redis
+from pymongo.database import Database
+
+from shared.config import Settings
+
+_lock = threading.Lock()
+_mongo: dict[tuple[str, int], pymongo.MongoClient] = {}
+_redis: dict[tuple[str, float], redis.Redis] = {}
+
+#: exceptions that mean "a store is unreachable", mapped to 503 SERVICE_UNAVAILABLE
+STORE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    pymongo.errors.ConnectionFailure,  # includes AutoReconnect, ServerSelectionTimeoutError
+    pymongo.errors.NetworkTimeout,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
+def mongo_client(settings: Settings) -> pymongo.MongoClient:
+    if not settings.mongo_url:
+        raise RuntimeError("MONGO_URL is not set (the dev runner sets it; see README)")
+    key = (settings.mongo_url, settings.mongo_timeout_ms)
+    with _lock:
+        client = _mongo.get(key)
+        if client is None:
+            client = pymongo.MongoClient(
+                settings.mongo_url,
+                serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+                connectTimeoutMS=settings.mongo_timeout_ms,
+                socketTimeoutMS=max(settings.mongo_timeout_ms * 10, 30000),
+                tz_aware=True,
+                appname="newvisions",
+            )
+            _mongo[key] = client
+        return client
+
+
+def mongo_db(settings: Settings) -> Database:
+    return mongo_client(settings)[settings.mongo_db]
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (the dev runner sets it; see README)")
+    key = (settings.redis_url, settings.redis_timeout_s)
+    with _lock:
+        client = _redis.get(key)
+        if client is None:
+            client = redis.Redis.from_url(
+                settings.redis_url,
+                socket_connect_timeout=settings.redis_timeout_s,
+                socket_timeout=max(settings.redis_timeout_s, 5.0),
+                health_check_interval=15,
+                retry_on_timeout=False,
+                decode_responses=True,
+            )
+            _redis[key] = client
+        return client
+
+
+def reset_clients() -> None:
+    """Drop cached clients (after fork in a worker child, or between test sessions)."""
+    with _lock:
+        for client in _mongo.values():
+            client.close()
+        _mongo.clear()
+        for r in _redis.values():
+            r.close()
+        _redis.clear()

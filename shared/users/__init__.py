@@ -1,0 +1,1 @@
+"""Users: accounts, activation codes, passwords, tokens and per-user settings."""

@@ -1,0 +1,78 @@
+"""Request and response shapes for accounts and settings. Responses never carry a hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from typing_extensions import Annotated
+
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32,
+                                            pattern=r"^[A-Za-z0-9_.-]+$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(_Strict):
+    username: Username
+    email: EmailStr
+    password: Password
+    activation_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=64)]
+
+
+class LoginRequest(_Strict):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)] = Field(
+        description="Username or email address")
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+class UserSettings(_Strict):
+    """A user's preferences; every field has a default so older records read cleanly."""
+
+    language: Literal["english", "spanish"] = "english"
+    voice_similarity: float = Field(0.75, ge=0, le=1)
+    stability: float = Field(0.5, ge=0, le=1)
+    add_background_sound: bool = True
+    background_volume: float = Field(0.3, ge=0, le=1)
+    sex: Literal["male", "female"] | None = None
+    OS: Literal["android", "ios"] | None = None
+    voice_note_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)] = "Voice note"
+    voice_note_date: dt.date | None = None
+
+
+class UserSettingsUpdate(_Strict):
+    """PUT body: any subset of the settings; the merge is validated as a whole."""
+
+    language: Literal["english", "spanish"] | None = None
+    voice_similarity: float | None = Field(None, ge=0, le=1)
+    stability: float | None = Field(None, ge=0, le=1)
+    add_background_sound: bool | None = None
+    background_volume: float | None = Field(None, ge=0, le=1)
+    sex: Literal["male", "female"] | None = None
+    OS: Literal["android", "ios"] | None = None
+    voice_note_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)] | None = None
+    voice_note_date: dt.date | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    email: str
+    role: Literal["user", "admin"]
+    created_at: dt.datetime
+    voice_state: str = "none"
+    charCount: int = 0
+    monthlyLimit: int
+    charsUsedRaw: int = 0
+    charsUsedEffective: int = 0
+    quotaPeriod: str | None = None

@@ -1,0 +1,134 @@
+"""Account use cases: register, log in, read the profile, read and change settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pymongo
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.database import Database
+
+from shared.config import Settings
+from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
+from shared.jobs.service import now
+from shared.users import codes
+from shared.users.passwords import hash_password, needs_rehash, verify_password
+from shared.users.schemas import RegisterRequest, UserOut, UserSettings, UserSettingsUpdate
+from shared.users.tokens import issue_token
+
+
+def quota_period(ts=None) -> str:
+    ts = ts or now()
+    return f"{ts.year:04d}-{ts.month:02d}"
+
+
+def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str, Any]:
+    """Create the account, consuming the activation code exactly once.
+
+    The code is claimed first (atomically) under a one-off marker; if the account cannot be
+    created (name or email taken) the claim is released, so a failed registration never burns
+    a code and a code never creates two accounts."""
+    claimant = f"pending:{uuid.uuid4().hex}"
+    if not codes.claim_code(db, req.activation_code, claimant):
+        raise ActivationCodeInvalid("The activation code is unknown, already used or expired.")
+    ts = now()
+    doc = {
+        "username": req.username,
+        "username_lower": req.username.lower(),
+        "email": req.email.lower(),
+        "password_hash": hash_password(req.password),
+        "role": "user",
+        "settings": UserSettings().model_dump(mode="json"),
+        "voice_state": "none",
+        "voice_clone_id": None,
+        "voice_clone_previous_id": None,
+        "charCount": 0,
+        "charsUsedRaw": 0,
+        "monthlyLimit": settings.monthly_char_limit,
+        "quota_period": quota_period(ts),
+        "created_at": ts,
+        "updated_at": ts,
+    }
+    try:
+        result = db["users"].insert_one(doc)
+    except pymongo.errors.DuplicateKeyError as exc:
+        codes.release_code(db, req.activation_code, claimant)
+        field = "email" if "email" in str(exc.details or exc) else "username"
+        raise AlreadyExists(f"That {field} is already registered.") from exc
+    except Exception:
+        codes.release_code(db, req.activation_code, claimant)
+        raise
+    doc["_id"] = result.inserted_id
+    codes.confirm_code(db, req.activation_code, claimant, str(result.inserted_id))
+    return doc
+
+
+def authenticate(db: Database, settings: Settings, login: str, password: str) -> tuple[str, int]:
+    """Check the credentials; return (token, expires_in). Same error for any wrong part."""
+    login = login.strip()
+    query = {"email": login.lower()} if "@" in login else {"username_lower": login.lower()}
+    user = db["users"].find_one(query, {"password_hash": 1, "role": 1})
+    if not verify_password(user["password_hash"] if user else None, password):
+        raise InvalidCredentials("Wrong username/email or password.")
+    if needs_rehash(user["password_hash"]):
+        db["users"].update_one({"_id": user["_id"]}, {"$set": {"password_hash": hash_password(password)}})
+    return issue_token(settings, str(user["_id"]), user.get("role", "user"))
+
+
+def _oid(user_id: str) -> ObjectId:
+    try:
+        return ObjectId(user_id)
+    except (InvalidId, TypeError) as exc:
+        raise NotFound("No such user.") from exc
+
+
+def get_user(db: Database, user_id: str) -> dict[str, Any]:
+    user = db["users"].find_one({"_id": _oid(user_id)}, {"password_hash": 0})
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def profile(user: dict[str, Any], settings: Settings) -> UserOut:
+    return UserOut(
+        id=str(user["_id"]),
+        username=user["username"],
+        email=user["email"],
+        role=user.get("role", "user"),
+        created_at=user["created_at"],
+        voice_state=user.get("voice_state", "none"),
+        charCount=user.get("charCount", 0),
+        monthlyLimit=user.get("monthlyLimit", settings.monthly_char_limit),
+        charsUsedRaw=user.get("charsUsedRaw", 0),
+        charsUsedEffective=user.get("charCount", 0),
+        quotaPeriod=user.get("quota_period"),
+    )
+
+
+def read_settings(user: dict[str, Any]) -> UserSettings:
+    """Stored settings with defaults for missing fields; unknown legacy keys are dropped."""
+    stored = {k: v for k, v in (user.get("settings") or {}).items() if k in UserSettings.model_fields}
+    return UserSettings.model_validate(stored)
+
+
+def update_settings(db: Database, user_id: str, update: UserSettingsUpdate) -> UserSettings:
+    user = get_user(db, user_id)
+    merged = read_settings(user).model_dump() | update.model_dump(exclude_unset=True)
+    validated = UserSettings.model_validate(merged)
+    db["users"].update_one({"_id": user["_id"]},
+                           {"$set": {"settings": validated.model_dump(mode="json"), "updated_at": now()}})
+    return validated
+
+
+def set_role(db: Database, username: str, role: str) -> bool:
+    result = db["users"].update_one({"username_lower": username.lower()}, {"$set": {"role": role}})
+    return result.matched_count == 1
+
+
+def ensure_indexes(db: Database) -> None:
+    users = db["users"]
+    users.create_index("username_lower", unique=True, name="username_unique")
+    users.create_index("email", unique=True, name="email_unique")
+    codes.ensure_indexes(db)

@@ -1,0 +1,234 @@
+"""Real parts for the suite: a Redis and a MongoDB-wire server over sockets, real Celery
+worker processes and the API served over HTTP on loopback.
+
+Stores are started by the tests themselves (the same launchers `make run` uses), so the
+suite needs nothing running beforehand; MONGO_URL may point at a real mongod instead of the
+embedded server. Each session uses its own database name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared import devstack
+from shared.config import QUEUES, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "voice"
+SAMPLE = FIXTURES / "sample_en_49s.mp3"
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nv")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root) -> Iterator[str]:
+    proc, url = devstack.start_redis(tmp_root / "redis", appendonly=False)
+    yield url
+    devstack.stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_root) -> Iterator[str]:
+    if os.environ.get("MONGO_URL"):
+        yield os.environ["MONGO_URL"]
+        return
+    proc, url = devstack.start_mongo(tmp_root / "mongo", log_path=tmp_root / "mongo.log")
+    yield url
+    devstack.stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def base_env(redis_url, mongo_url) -> dict[str, str]:
+    """Environment for processes we spawn (workers, CLI): settings travel as env vars."""
+    return {
+        "APP_ENV": "test",
+        "REDIS_URL": redis_url,
+        "MONGO_URL": mongo_url,
+        "MONGO_DB": f"nvtest_{uuid.uuid4().hex[:8]}",
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "LOG_LEVEL": "INFO",
+        "READINESS_TIMEOUT_S": "8",
+        "MONGO_TIMEOUT_MS": "3000",
+    }
+
+
+def make_settings(env: dict[str, str], **overrides) -> Settings:
+    values = {k.lower(): v for k, v in env.items()}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def settings(base_env) -> Settings:
+    return make_settings(base_env)
+
+
+@pytest.fixture(scope="session")
+def db(settings):
+    from shared.bootstrap import ensure_indexes
+    from shared.stores import mongo_db
+
+    database = mongo_db(settings)
+    ensure_indexes(database)
+    return database
+
+
+@pytest.fixture(scope="session")
+def rds(settings):
+    from shared.stores import redis_client
+
+    return redis_client(settings)
+
+
+def process_env(base_env: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_"))}
+    env.update(base_env)
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Workers:
+    """Celery worker processes started for the tests."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, queues=QUEUES, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
+        env = {**self.env, **extra_env}
+        proc = devstack.spawn(devstack.worker_argv(list(queues), name, concurrency, "INFO"), env=env,
+                              cwd=str(REPO), log_path=self.log_dir / f"worker-{name}.log")
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            devstack.stop_process(proc, grace_s=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"worker-{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_ready(rds_client, queues=QUEUES, timeout_s: float = 60) -> None:
+    from shared.jobs.canary import probe_queues
+
+    url = "redis://{host}:{port}/{db}".format(**rds_client.connection_pool.connection_kwargs)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(r["ok"] for r in probe_queues(rds_client, 2.0, queues, broker_url=url).values()):
+            return
+    raise RuntimeError(f"workers for {queues} did not answer within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def workers(base_env, tmp_root, rds, db) -> Iterator[Workers]:
+    """One real worker process consuming every queue (prefork, two children)."""
+    pool = Workers(process_env(base_env), tmp_root)
+    pool.start("all", QUEUES, concurrency=2)
+    try:
+        wait_ready(rds)
+    except RuntimeError:
+        print(pool.log("all")[-5000:], file=sys.stderr)
+        raise
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings, db) -> Iterator[str]:
+    from api.main import create_app
+    from tests.fakes.server import serve
+
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture()
+def client(api_url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+class UserFactory:
+    def __init__(self, client: httpx.Client, db) -> None:
+        self.client = client
+        self.db = db
+
+    def code(self) -> str:
+        from shared.users.codes import create_codes
+
+        return create_codes(self.db, 1, 30)[0]
+
+    def register(self, **overrides) -> dict:
+        name = overrides.pop("username", f"u{uuid.uuid4().hex[:10]}")
+        body = {"username": name, "email": f"{name}@example.com", "password": "correct horse 1",
+                "activation_code": self.code(), **overrides}
+        resp = self.client.post("/auth/register", json=body)
+        assert resp.status_code == 201, resp.text
+        return {**body, "id": resp.json()["id"]}
+
+    def login(self, username: str, password: str = "correct horse 1") -> dict[str, str]:
+        resp = self.client.post("/auth/login", json={"username": username, "password": password})
+        assert resp.status_code == 200, resp.text
+        return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+    def __call__(self, role: str = "user", **overrides) -> tuple[dict, dict[str, str]]:
+        """Register and log in a fresh user; returns (user, auth headers)."""
+        user = self.register(**overrides)
+        if role != "user":
+            from shared.users.service import set_role
+
+            set_role(self.db, user["username"], role)
+        return user, self.login(user["username"])
+
+
+@pytest.fixture()
+def new_user(client, db) -> UserFactory:
+    return UserFactory(client, db)
+
+
+def read_sse(client: httpx.Client, url: str, headers: dict, timeout_s: float = 120,
+             sink: list | None = None) -> list[dict]:
+    """Follow an SSE stream to its end; returns the job views received, in order (also
+    appended to `sink` as they arrive, for a reader running in another thread)."""
+    import json
+
+    events = sink if sink is not None else []
+    with client.stream("GET", url, headers=headers, timeout=timeout_s) as resp:
+        assert resp.status_code == 200, resp.read()
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    return events
+
+
+def wait_job(client: httpx.Client, job_id: str, headers: dict, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s: {job}")

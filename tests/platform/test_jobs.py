@@ -1,0 +1,113 @@
+"""Jobs through a real worker: 202 shape, polling, SSE push of every transition, ownership."""
+
+from __future__ import annotations
+
+from tests.conftest import read_sse, wait_job
+
+
+def _start_diagnostic(client, headers) -> dict:
+    resp = client.post("/admin/diagnostics", headers=headers)
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["status_url"] == f"/jobs/{body['job_id']}"
+    assert body["events_url"] == f"/jobs/{body['job_id']}/events"
+    assert resp.headers["location"] == body["status_url"]
+    return body
+
+
+def test_poll_until_done(client, new_user, workers):
+    _, headers = new_user(role="admin")
+    job_id = _start_diagnostic(client, headers)["job_id"]
+    job = wait_job(client, job_id, headers)
+    assert job["state"] == "succeeded", job
+    assert job["progress"] == 1.0
+    assert job["result"]["mongo_ping_ms"] >= 0
+    assert job["result"]["tools"]["ffmpeg"] is True
+    assert job["started_at"] and job["finished_at"]
+
+
+def test_sse_streams_every_transition_of_a_real_task(client, new_user, workers):
+    _, headers = new_user(role="admin")
+    # Subscribe before the worker can pick the job up: stop nothing, just open the stream
+    # right away; whatever was missed is covered by the "current state first" rule.
+    accepted = _start_diagnostic(client, headers)
+    events = read_sse(client, accepted["events_url"], headers)
+    assert events, "no events"
+    assert events[-1]["state"] == "succeeded"
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    # every event has the same shape as the poll
+    poll = client.get(accepted["status_url"], headers=headers).json()
+    assert set(events[-1]) == set(poll)
+    assert events[-1] == poll
+    # a stream opened after the end gets the final state at once, then closes
+    again = read_sse(client, accepted["events_url"], headers)
+    assert again == [poll]
+
+
+def test_sse_receives_intermediate_stages(client, new_user, workers, db, rds, settings):
+    """Open the stream while the job is still queued (no worker touches it until we send it)."""
+    import threading
+
+    from shared.jobs.service import JobStore
+
+    user, headers = new_user(role="admin")
+    store = JobStore(db, rds, settings.job_status_ttl_s, broker_url=settings.redis_url)
+    view, _ = store.create(kind="diagnostic", user_id=user["id"])
+    received: list[dict] = []
+    reader = threading.Thread(target=read_sse, args=(client, f"/jobs/{view.job_id}/events", headers),
+                              kwargs={"sink": received})
+    reader.start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received and received[0]["state"] == "queued"
+    store.enqueue(view.job_id, "diagnostic")
+    reader.join(timeout=60)
+    stages = [e["stage"] for e in received]
+    assert stages[0] == "queued"
+    assert "checking_mongo" in stages and "checking_redis" in stages
+    assert received[-1]["state"] == "succeeded"
+
+
+def test_other_users_job_is_404(client, new_user, workers):
+    _, owner = new_user(role="admin")
+    _, stranger = new_user()
+    accepted = _start_diagnostic(client, owner)
+    for url in (accepted["status_url"], accepted["events_url"]):
+        resp = client.get(url, headers=stranger)
+        assert resp.status_code == 404
+        assert resp.json()["error"] == "NOT_FOUND"
+    assert client.get("/jobs/does-not-exist", headers=owner).status_code == 404
+
+
+def test_poll_falls_back_to_mongo_when_mirror_expired(client, new_user, workers, rds):
+    _, headers = new_user(role="admin")
+    job_id = _start_diagnostic(client, headers)["job_id"]
+    done = wait_job(client, job_id, headers)
+    rds.delete(f"nv:job:{job_id}")
+    assert client.get(f"/jobs/{job_id}", headers=headers).json() == done
+
+
+def test_admin_endpoints_need_admin_role(client, new_user):
+    _, headers = new_user()
+    resp = client.post("/admin/diagnostics", headers=headers)
+    assert resp.status_code == 403
+    assert resp.json()["error"] == "FORBIDDEN"
+
+
+def test_request_id_travels_into_the_task_and_job(client, new_user, workers, db):
+    _, headers = new_user(role="admin")
+    rid = "test-request-0123456789"
+    resp = client.post("/admin/diagnostics", headers={**headers, "X-Request-ID": rid})
+    assert resp.headers["x-request-id"] == rid
+    job_id = resp.json()["job_id"]
+    wait_job(client, job_id, headers)
+    assert db["jobs"].find_one({"_id": job_id})["request_id"] == rid
+    # the worker logged with the same request id
+    import json
+
+    lines = [json.loads(line) for line in workers.log("all").splitlines() if line.startswith("{")]
+    assert any(line.get("request_id") == rid and line.get("job_id") == job_id for line in lines)

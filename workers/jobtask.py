@@ -1,0 +1,68 @@
+"""The `job_task` decorator: everything a job task does besides its one service call.
+
+It loads the job, skips it when a redelivered message finds it already finished, marks it
+running, hands the body a `progress(stage, fraction)` callback, and maps the outcome:
+AppError -> failed with that error; a store outage -> retried with backoff (the job stays
+running; nothing is lost); anything else -> failed with INTERNAL_ERROR after logging.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.errors import AppError
+from shared.jobs.celery_app import app
+from shared.stores import STORE_DOWN_ERRORS
+from workers import runtime
+
+log = logging.getLogger("workers.job")
+
+Progress = Callable[[str, float | None], None]
+
+
+class JobTimedOut(AppError):
+    code = "JOB_TIMEOUT"
+    status = 504
+    default_action = "Try again; if it keeps happening, contact support."
+
+
+def job_task(name: str, *, max_store_retries: int = 10):
+    def decorate(body: Callable[[dict[str, Any], Progress], dict[str, Any]]):
+        @app.task(name=name, bind=True, max_retries=max_store_retries, ignore_result=True)
+        @functools.wraps(body)
+        def run(self, job_id: str) -> None:
+            try:
+                jobs = runtime.jobs()
+                job = jobs.start(job_id)
+                if job is None:
+                    log.info("job already finished; redelivery ignored")
+                    return
+
+                def progress(stage: str, fraction: float | None = None) -> None:
+                    jobs.stage(job_id, stage, fraction)
+
+                result = body(job, progress)
+                jobs.succeed(job_id, result)
+            except AppError as exc:
+                log.info("job failed", extra={"error": exc.code, "reason": exc.message})
+                runtime.jobs().fail(job_id, exc)
+            except STORE_DOWN_ERRORS as exc:
+                # Redis or MongoDB is away: retry the whole (idempotent) task later.
+                delay = min(60, 2 ** self.request.retries)
+                log.warning("store unavailable; retrying", extra={"error_type": type(exc).__name__,
+                                                                 "retry_in_s": delay})
+                raise self.retry(exc=exc, countdown=delay)
+            except SoftTimeLimitExceeded:
+                runtime.jobs().fail(job_id, JobTimedOut("The job took too long and was stopped."))
+            except Exception:
+                log.exception("job crashed")
+                runtime.jobs().fail(job_id, AppError("The job failed unexpectedly."))
+
+        return run
+
+    return decorate

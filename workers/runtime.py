@@ -1,0 +1,26 @@
+"""What tasks need from the process: settings, stores and the job store, built once."""
+
+from __future__ import annotations
+
+from pymongo.database import Database
+
+from shared.config import Settings, get_settings
+from shared.jobs.service import JobStore
+from shared.stores import mongo_db, redis_client
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def db() -> Database:
+    return mongo_db(get_settings())
+
+
+def redis():
+    return redis_client(get_settings())
+
+
+def jobs() -> JobStore:
+    s = get_settings()
+    return JobStore(mongo_db(s), redis_client(s), s.job_status_ttl_s, broker_url=s.redis_url)
