@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     perform_time_limit_s: int = 300
     cleanup_time_limit_s: int = 120
     maintenance_time_limit_s: int = 600
+    # worker processes per queue (dev runner and compose): clone is CPU-bound DSP,
+    # perform mostly waits on providers
+    clone_concurrency: int = Field(1, ge=1)
+    perform_concurrency: int = Field(4, ge=1)
+    cleanup_concurrency: int = Field(2, ge=1)
+    maintenance_concurrency: int = Field(1, ge=1)
 
     # --- flower ---
     flower_port: int = 5555
@@ -101,6 +107,9 @@ class Settings(BaseSettings):
         if self.text_provider != "auto":
             return self.text_provider
         return "gemini" if self.gemini_api_key.get_secret_value() else "local"
+
+    def concurrency(self, queue: str) -> int:
+        return int(getattr(self, f"{queue}_concurrency"))
 
     @property
     def longest_time_limit_s(self) -> int:

@@ -26,8 +26,6 @@ from shared.config import QUEUES
 
 DATA_DIR = Path(".data")
 STACK_ENV = DATA_DIR / "stack.env"
-#: worker concurrency per queue: clone is CPU-bound DSP, perform waits on providers
-DEFAULT_CONCURRENCY = {"clone": 1, "perform": 4, "cleanup": 2, "maintenance": 1}
 
 
 def free_port() -> int:
@@ -236,7 +234,7 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
                                     "--port", str(api_port), "--no-access-log"], env=env,
                                    log_path=logs / "api.log"))
             for queue in QUEUES:
-                conc = int(os.environ.get(f"{queue.upper()}_CONCURRENCY", DEFAULT_CONCURRENCY[queue]))
+                conc = settings.concurrency(queue)
                 stack.add(f"worker:{queue}", spawn(worker_argv([queue], queue, conc), env=env,
                                                    log_path=logs / f"worker-{queue}.log"))
             stack.add("beat", spawn([sys.executable, "-m", "celery", "-A", "workers.app", "beat",

@@ -1,0 +1,82 @@
+"""`newvisions dev up` (what `make run` runs): everything comes up, reaches readiness, shows the
+four queues in Flower behind auth, and stops without leaving a process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from shared.devstack import free_port
+
+
+@pytest.fixture()
+def stack_dir(tmp_path):
+    return tmp_path
+
+
+def test_dev_up_ready_flower_and_clean_stop(stack_dir):
+    api_port, flower_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "FLOWER_"))}
+    env.update({"API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
+                "FLOWER_BASIC_AUTH": "ops:letmein-please", "PYTHONPATH": str(Path.cwd()),
+                "ELEVEN_LABS_POOL_CAPACITY": "2", "READINESS_TIMEOUT_S": "5"})
+    exe = str(Path(sys.executable).parent / "newvisions")
+    log = open(stack_dir / "stack.log", "wb")
+    proc = subprocess.Popen([exe, "dev", "up"], cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 120
+        ready = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (stack_dir / "stack.log").read_text()
+            try:
+                ready = httpx.get(f"{api}/health/ready", timeout=10)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        assert ready is not None and ready.status_code == 200, (stack_dir / "stack.log").read_text()
+
+        stack_env = (stack_dir / ".data" / "stack.env").read_text()
+        assert "REDIS_URL=redis://127.0.0.1:" in stack_env and "MONGO_URL=mongodb://127.0.0.1:" in stack_env
+
+        flower = f"http://127.0.0.1:{flower_port}"
+        assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
+        queues: set[str] = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(queues) < 4:
+            resp = httpx.get(f"{flower}/api/workers", params={"refresh": "true"},
+                             auth=("ops", "letmein-please"), timeout=20)
+            assert resp.status_code == 200
+            queues = {q["name"] for w in resp.json().values() for q in (w.get("active_queues") or [])}
+            time.sleep(1)
+        assert queues == {"clone", "perform", "cleanup", "maintenance"}
+
+        # settings from the environment reach the workers
+        worker_env = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                      if "worker" in " ".join(p.cmdline())]
+        assert worker_env and all(p.environ().get("ELEVEN_LABS_POOL_CAPACITY") == "2" for p in worker_env[:4])
+
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 8  # redis, mongo, api, 4 workers, beat, flower (+ pool children)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        assert not (stack_dir / ".data" / "stack.env").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for child in psutil.Process().children(recursive=True):
+            if child.pid != os.getpid() and "dev up" in " ".join(child.cmdline()):
+                child.kill()
