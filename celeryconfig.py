@@ -98,4 +98,10 @@ worker_hijack_root_logger = False
 imports = ("workers.tasks",)
 
 # --- beat: periodic maintenance (exactly one beat process runs) ---
-beat_schedule: dict = {}
+beat_schedule: dict = {
+    "sweep-due-voice-deletions": {
+        "task": "maintenance.sweep_deletions",
+        "schedule": 30.0,
+        "options": {"queue": "maintenance", "expires": 25},
+    },
+}

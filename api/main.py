@@ -10,14 +10,18 @@ import redis.asyncio as aredis
 from fastapi import FastAPI
 
 from api import errors
-from api.middleware import RequestContextMiddleware
-from api.routes import admin, auth, health, jobs, users
+from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.routes import admin, auth, health, jobs, users, voice
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
 from shared.version import __version__
 
 log = logging.getLogger("api")
+#: JSON bodies are small; anything bigger is a mistake or an attack
+JSON_BODY_LIMIT = 64 * 1024
+#: multipart framing around an uploaded file (boundaries, part headers)
+UPLOAD_OVERHEAD = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,8 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, users, jobs, health, admin):
+    for module in (auth, users, voice, jobs, health, admin):
         app.include_router(module.router)
+    from shared.errors import SampleTooLarge
+
+    app.add_middleware(BodySizeLimitMiddleware, default_limit=JSON_BODY_LIMIT,
+                       route_limits={"/user/voice": (settings.sample_max_bytes + UPLOAD_OVERHEAD, SampleTooLarge)})
     app.add_middleware(RequestContextMiddleware)
     return app
 

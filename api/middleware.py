@@ -45,3 +45,56 @@ class RequestContextMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             })
             request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over the limit before they are read: by Content-Length at once, and by
+    counting for chunked uploads. Upload routes get their own (larger) limit and error code."""
+
+    def __init__(self, app, default_limit: int, route_limits: dict[str, tuple[int, type]] | None = None) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.route_limits = route_limits or {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return await self.app(scope, receive, send)
+        from shared.errors import PayloadTooLarge
+
+        limit, error_cls = self.route_limits.get(scope.get("path", ""), (self.default_limit, PayloadTooLarge))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send, error_cls, limit)
+        received = 0
+        refused = False
+
+        async def counting_receive():
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            if refused:
+                await self._refuse(send, error_cls, limit)
+
+    @staticmethod
+    async def _refuse(send, error_cls, limit: int) -> None:
+        import json
+
+        err = error_cls(f"The request body is larger than the {limit / 1e6:.1f} MB limit.")
+        body = json.dumps(err.to_dict()).encode()
+        await send({"type": "http.response.start", "status": err.status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass

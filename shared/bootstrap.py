@@ -17,8 +17,11 @@ def ensure_indexes(db: Database) -> None:
     from shared.jobs import service as jobs
     from shared.users import service as users
 
+    from shared.voices import records
+
     users.ensure_indexes(db)
     jobs.ensure_indexes(db)
+    records.ensure_indexes(db)
 
 
 def ensure_indexes_with_retry(settings: Settings, stop: threading.Event, interval_s: float = 2.0) -> None:

@@ -62,6 +62,8 @@ def base_env(redis_url, mongo_url) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         "READINESS_TIMEOUT_S": "8",
         "MONGO_TIMEOUT_MS": "3000",
+        # many test users hold voices at once; the pool tests set their own small limits
+        "LOCAL_VOICE_LIMIT": "500",
     }
 
 
@@ -232,3 +234,35 @@ def wait_job(client: httpx.Client, job_id: str, headers: dict, timeout_s: float 
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s: {job}")
+
+
+class ProviderStack:
+    """An API and a worker wired to the fake ElevenLabs server over loopback HTTP, on their own
+    Redis database so their jobs never mix with the local-provider stack's."""
+
+    def __init__(self, client: httpx.Client, fake, settings: Settings, users: UserFactory, workers: Workers):
+        self.client, self.fake, self.settings, self.users, self.workers = client, fake, settings, users, workers
+
+
+@pytest.fixture(scope="module")
+def eleven_stack(base_env, redis_url, db, tmp_path_factory) -> Iterator[ProviderStack]:
+    from api.main import create_app
+    from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+    from tests.fakes.server import serve
+
+    fake = FakeElevenLabs(api_key="fake-eleven-key", voice_limit=50)
+    tmp = tmp_path_factory.mktemp("eleven")
+    with serve(fake_app(fake)) as fake_url:
+        env = {**base_env, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1", "VOICE_PROVIDER": "elevenlabs",
+               "ELEVEN_LABS_API_KEY": "fake-eleven-key", "ELEVEN_LABS_BASE_URL": fake_url}
+        settings = make_settings(env)
+        pool = Workers(process_env(env), tmp)
+        pool.start("eleven", QUEUES, concurrency=2)
+        try:
+            from shared.stores import redis_client
+
+            wait_ready(redis_client(settings))
+            with serve(create_app(settings)) as api, httpx.Client(base_url=api, timeout=60) as c:
+                yield ProviderStack(c, fake, settings, UserFactory(c, db), pool)
+        finally:
+            pool.stop_all()

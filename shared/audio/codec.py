@@ -11,6 +11,7 @@ wall-clock timeout backs it up against inputs that are slow to demux.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ ACCEPTED_FORMATS = frozenset({
     "mp3", "wav", "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "aac", "ogg", "matroska", "webm", "flac",
 })
 DECODE_TIMEOUT_S = 60
+PIPE_BYTES = 1 << 20
 #: LAME algorithm quality, 0 (best, slowest) .. 9. At 128 kbit/s for one channel the bit budget
 #: is so generous that 3 is indistinguishable from 2 while encoding about twice as fast.
 MP3_QUALITY = 3
@@ -96,6 +98,36 @@ def probe(data: bytes) -> AudioInfo:
     return _with_tempfile(data, run)
 
 
+def _run_large_output(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run a command whose stdout is megabytes of PCM. A 1 MiB pipe (the Linux default cap for
+    unprivileged processes) instead of 64 KiB cuts the context switches between ffmpeg and us
+    by 16x, worth ~15 % of a decode when both share one core."""
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S, pipesize=PIPE_BYTES)
+    except OSError as exc:  # pipe size refused (lowered fs.pipe-max-size): use the default
+        if exc.errno not in (errno.EPERM, errno.EINVAL, errno.EBUSY):
+            raise
+        return subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S)
+
+
+def _pcm_output(input_index: int, sample_rate: int, max_seconds: float | None, target: str) -> list[str]:
+    """ffmpeg output options: first audio stream of input `input_index` as mono float32 PCM."""
+    args = ["-map", f"{input_index}:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate)]
+    if max_seconds is not None:
+        args += ["-t", f"{max_seconds + 2.0 / sample_rate:.6f}"]
+    return args + ["-f", "f32le", "-acodec", "pcm_f32le", target]
+
+
+def _pcm_samples(raw: bytes) -> np.ndarray:
+    usable = len(raw) // 4 * 4
+    if usable == 0:
+        raise SampleUnsupported("The audio could not be decoded; the file may be damaged or truncated.")
+    samples = np.frombuffer(raw[:usable], dtype="<f4").astype(np.float32, copy=True)
+    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(samples, -1.0, 1.0, out=samples)
+    return samples
+
+
 def decode_to_mono(data: bytes, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
     """Decode the first audio stream to float32 mono PCM in [-1, 1] at `sample_rate`.
 
@@ -108,24 +140,46 @@ def decode_to_mono(data: bytes, sample_rate: int, max_seconds: float | None = No
     length with `probe(...).duration_s` to tell a truncated upload from a short one."""
 
     def run(path: str) -> np.ndarray:
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
-               "-ac", "1", "-ar", str(sample_rate)]
-        if max_seconds is not None:
-            cmd += ["-t", f"{max_seconds + 2.0 / sample_rate:.6f}"]
-        cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path] + _pcm_output(0, sample_rate, max_seconds, "pipe:1")
+        try:
+            proc = _run_large_output(cmd)
+        except subprocess.TimeoutExpired:
+            raise SampleUnsupported("The audio took too long to decode; the file may be damaged.") from None
+        return _pcm_samples(proc.stdout)
+
+    return _with_tempfile(data, run)
+
+
+def decode_many_to_mono(items: list[bytes], sample_rate: int, max_seconds: float | None = None) -> list[np.ndarray]:
+    """`decode_to_mono` for several files in one ffmpeg run.
+
+    Starting ffmpeg costs ~50 ms (it links against ~150 shared libraries), more than decoding
+    a sentence; a note made of N sentence chunks pays it once instead of N times. Raises
+    SampleUnsupported if any item cannot be decoded."""
+    if not items:
+        return []
+    with tempfile.TemporaryDirectory(prefix="nv-audio-") as tmp:
+        cmd = ["ffmpeg", "-nostdin", "-v", "error"]
+        outputs = []
+        for i, data in enumerate(items):
+            source = os.path.join(tmp, f"in{i}")
+            with open(source, "wb") as fh:
+                fh.write(data)
+            cmd += ["-i", source]
+        for i in range(len(items)):
+            outputs.append(os.path.join(tmp, f"out{i}.f32"))
+            cmd += _pcm_output(i, sample_rate, max_seconds, outputs[-1])
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise SampleUnsupported("The audio took too long to decode; the file may be damaged.") from None
-        usable = len(proc.stdout) // 4 * 4
-        if usable == 0:
-            raise SampleUnsupported("The audio could not be decoded; the file may be damaged or truncated.")
-        samples = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32, copy=True)
-        np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-        np.clip(samples, -1.0, 1.0, out=samples)
-        return samples
-
-    return _with_tempfile(data, run)
+            raise SampleUnsupported("The audio took too long to decode; a file may be damaged.") from None
+        if proc.returncode != 0 and not all(os.path.exists(path) for path in outputs):
+            raise SampleUnsupported("The audio could not be decoded; a file may be damaged or truncated.")
+        decoded = []
+        for path in outputs:
+            with open(path, "rb") as fh:
+                decoded.append(_pcm_samples(fh.read()))
+        return decoded
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:

@@ -34,6 +34,14 @@ class ProviderUnavailableError(ProviderError):
     retryable = True
 
 
+class RequestOutcomeUnknownError(ProviderUnavailableError):
+    """The request may or may not have been carried out (timed out awaiting the answer, the
+    connection dropped mid-answer, a gateway timeout, an unreadable success body).
+
+    Raised without retrying by non-idempotent calls (create_voice). Still retryable for the
+    caller once it has reconciled: list the voices and look for the name it asked for."""
+
+
 class ProviderRejectedError(ProviderError):
     """A 4xx the provider will answer the same way again."""
 

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from api.deps import CurrentUser, Db, Jobs, SettingsDep
+from api.responses import accepted
+from shared.errors import NotFound, SampleTooLarge
+from shared import storage
+from shared.voices.clone import accept_upload, voice_meta
+
+router = APIRouter(prefix="/user/voice", tags=["voice"])
+
+
+def _read_bounded(file: UploadFile, limit: int) -> bytes:
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise SampleTooLarge(f"The file is larger than the {limit / 1e6:.0f} MB limit.")
+    return data
+
+
+@router.post("", status_code=202, responses={
+    202: {"description": "Accepted: `{job_id, status_url, events_url, job}`"},
+    409: {"description": "CLONE_IN_PROGRESS"}, 413: {"description": "SAMPLE_TOO_LARGE"},
+    422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"}})
+def upload_sample(request: Request, file: UploadFile, user: CurrentUser, db: Db, jobs: Jobs,
+                  settings: SettingsDep):
+    """Upload a voice sample (30 s – 3 min; mp3, wav, m4a, ogg, webm or flac). A clone job
+    cleans it and creates your voice; follow it at `events_url`. Oversized bodies are refused
+    before they are read (BodySizeLimitMiddleware); the file itself is checked here."""
+    data = _read_bounded(file, settings.sample_max_bytes)
+    view = accept_upload(db, jobs, settings, user, data, file.filename or "sample", file.content_type)
+    return accepted(request, view)
+
+
+@router.get("/meta")
+def get_voice_meta(user: CurrentUser) -> dict:
+    """Your voice: state (none|pending|ready|failed|evicted), voice id, sample quality, last action."""
+    return voice_meta(user)
+
+
+@router.get("/source", response_class=Response, responses={200: {"content": {"audio/mpeg": {}}}})
+def get_voice_source(user: CurrentUser, db: Db, original: bool = Query(False)) -> Response:
+    """Your stored sample: the normalized MP3, or with `?original=true` the file you uploaded."""
+    sample = user.get("sample") or {}
+    file_id = sample.get("original_id" if original else "normalized_id")
+    if not file_id:
+        raise NotFound("No voice sample is stored for this account.", action="Upload one with POST /user/voice.")
+    try:
+        stream = storage.open_stream(db, storage.SAMPLES, file_id)
+    except Exception as exc:  # gridfs.NoFile
+        if type(exc).__name__ != "NoFile":
+            raise
+        raise NotFound("The stored sample is missing.") from exc
+    meta = stream.metadata or {}
+    media = "audio/mpeg" if not original else (meta.get("content_type") or "application/octet-stream")
+    if original and not media.startswith("audio/"):
+        media = "application/octet-stream"
+    name = stream.filename if original else "voice-sample.mp3"
+    return Response(stream.read(), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{_safe(name)}"'})
+
+
+def _safe(name: str) -> str:
+    return "".join(c for c in name if c.isalnum() or c in "._- ")[:100] or "sample"

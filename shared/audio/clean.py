@@ -1,0 +1,213 @@
+"""Turn an uploaded voice recording into the sample we send for cloning, or say why not.
+
+    decoding     probe the bytes, decode to mono float PCM (bounded: see SampleRules)
+    normalizing  find speech, trim the ends, shorten long pauses, normalise loudness under a
+                 true-peak ceiling
+    checking     measure, apply the rules, encode the MP3 we upload
+
+Every rejection is one of the shared/errors.py sample errors, with a message that states the
+measured value and the bound, and `details["report"]` when a quality report exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.audio.codec import AudioInfo, decode_to_mono, encode_mp3, probe, to_pcm16
+from shared.audio.edit import apply_fades, keep_spans, splice
+from shared.audio.loudness import integrated_loudness
+from shared.audio.normalize import Normalized, normalize_loudness
+from shared.audio.quality import QualityReport, clipping_ratio, snr_db
+from shared.audio.vad import SpeechActivity, detect_speech
+from shared.errors import (
+    SampleClipped,
+    SampleTooLong,
+    SampleTooQuiet,
+    SampleTooShort,
+    SampleUnsupported,
+)
+
+#: decode this much past max_total_s: enough to prove "too long", bounded against bombs
+DECODE_MARGIN_S = 1.0
+#: kept before the first word / after the last: onsets of unvoiced consonants (/s/, /h/) start
+#: under the energy threshold, and P.56's 200 ms hangover covers decaying word endings
+LEAD_S = 0.15
+TAIL_S = 0.30
+#: hangover counted into active speech time, after ITU-T P.56
+SPEECH_HANGOVER_S = 0.20
+#: crossfade where a pause is shortened (room tone into room tone) and fades at the file ends
+SPLICE_MS = 30.0
+EDGE_FADE_MS = 10.0
+#: a decoded length this far under the declared one means the upload was cut off
+TRUNCATION_TOLERANCE = 0.9
+
+
+@dataclass(frozen=True)
+class SampleRules:
+    """Bounds for a clone sample. Defaults follow the voice provider's guidance.
+
+    sample_rate 44100: the MP3 we upload is 44.1 kHz, and a clone learns the whole band; a
+    22/24 kHz working rate would throw away the 11-20 kHz sibilance and breath that make a
+    voice recognisable. Every stage is vectorised, so the rate costs little (the LAME encoder
+    dominates, and it would resample anyway).
+
+    min_loudness_lufs -50: speech quieter than that needs more than 30 dB of gain to reach the
+    target, which lifts the recording's own hiss and 16-bit quantisation noise (about -98 dBFS)
+    to an audible -68 dBFS; in practice it means a muted or distant microphone.
+
+    max_clipping_ratio 1 %: share of speech samples piled up within 1 dB of the recording's
+    peak (see quality.clipping_ratio). Clean speech scores ~0.001 %, the fixture with +10 dB of
+    clipping ~0.8 %, with +20 dB ~12 %: past 1 % the distortion is plainly audible and the clone
+    would learn it.
+
+    min_snr_db 15: speech power over the noise floor. Below ~15 dB the background is as present
+    as a quiet voice, and clones reproduce it as a hiss or hum under every note.
+    """
+
+    min_total_s: float = 30.0
+    min_speech_s: float = 20.0
+    max_total_s: float = 180.0
+    target_lufs: float = -20.0
+    true_peak_dbtp: float = -3.0
+    max_inner_pause_s: float = 1.0
+    min_loudness_lufs: float = -50.0
+    max_clipping_ratio: float = 0.01
+    min_snr_db: float = 15.0
+    sample_rate: int = 44100
+    mp3_bitrate_kbps: int = 128
+
+
+@dataclass(frozen=True)
+class CleanedSample:
+    mp3: bytes
+    #: hex SHA-256 of the normalised PCM exactly as handed to the MP3 encoder (16-bit
+    #: little-endian mono at rules.sample_rate). The pipeline is deterministic, so the same
+    #: upload always hashes the same; hashing PCM rather than MP3 bytes keeps the hash stable
+    #: across encoder upgrades and MP3 settings, which change bytes but not the voice.
+    sha256: str
+    report: QualityReport
+    duration_s: float
+
+
+def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
+                 on_stage: Callable[[str], None] | None = None) -> CleanedSample:
+    """Validate and clean an uploaded voice sample; raise a sample error if it cannot be used."""
+    stage = on_stage or (lambda _name: None)
+    sr = rules.sample_rate
+
+    stage("decoding")
+    info = probe(data)
+    samples = decode_to_mono(data, sr, max_seconds=rules.max_total_s + DECODE_MARGIN_S)
+    _check_decoded(samples, info, rules)
+
+    stage("normalizing")
+    activity = detect_speech(samples, sr)
+    edited = _condense(samples, activity, rules)
+    normalized = normalize_loudness(edited, sr, rules.target_lufs, rules.true_peak_dbtp)
+
+    stage("checking")
+    report = _report(samples, edited, activity, normalized, info, rules)
+    _check_quality(report, edited, rules)
+    pcm16 = to_pcm16(normalized.samples)
+    return CleanedSample(
+        mp3=encode_mp3(normalized.samples, sr, rules.mp3_bitrate_kbps),
+        sha256=hashlib.sha256(pcm16.tobytes()).hexdigest(),
+        report=report,
+        duration_s=report.duration_after_s,
+    )
+
+
+def _check_decoded(samples: np.ndarray, info: AudioInfo, rules: SampleRules) -> None:
+    decoded_s = len(samples) / rules.sample_rate
+    if decoded_s > rules.max_total_s:
+        # Only the first max_total_s + margin were decoded; quote the declared length when the
+        # file states one that is longer, otherwise what we know.
+        declared = info.duration_s if info.duration_s and info.duration_s > rules.max_total_s else None
+        length = f"{declared:.1f} s long" if declared else f"longer than {rules.max_total_s:.0f} s"
+        raise SampleTooLong(
+            f"The recording is {length}; at most {rules.max_total_s:.0f} s is allowed.",
+            details={"max_total_s": rules.max_total_s, "declared_duration_s": info.duration_s},
+        )
+    declared = info.duration_s
+    if declared and decoded_s < TRUNCATION_TOLERANCE * declared and decoded_s < rules.min_total_s:
+        raise SampleUnsupported(
+            f"The file seems damaged or cut off: it declares {declared:.1f} s of audio, but only "
+            f"{decoded_s:.1f} s could be decoded.",
+            action="Upload the recording again; if it keeps failing, export it again from the recorder.",
+            details={"declared_duration_s": declared, "decoded_duration_s": round(decoded_s, 2)},
+        )
+
+
+def _condense(samples: np.ndarray, activity: SpeechActivity, rules: SampleRules) -> np.ndarray:
+    """Trim to the speech and shorten pauses longer than the rule; unchanged if no speech."""
+    sr = rules.sample_rate
+    if len(activity.regions) == 0:
+        return samples
+    overlap = round(SPLICE_MS * 1e-3 * sr)
+    spans = keep_spans(activity.regions, len(samples), sr, max_pause_s=rules.max_inner_pause_s,
+                       lead_s=LEAD_S, tail_s=TAIL_S, overlap=overlap)
+    edited = splice([samples[start:end] for start, end in spans], overlap)
+    fade = round(EDGE_FADE_MS * 1e-3 * sr)
+    return apply_fades(edited, fade, fade)
+
+
+def _report(samples: np.ndarray, edited: np.ndarray, activity: SpeechActivity, normalized: Normalized,
+            info: AudioInfo, rules: SampleRules) -> QualityReport:
+    sr = rules.sample_rate
+    duration = len(samples) / sr
+    speech_s = activity.speech_seconds(SPEECH_HANGOVER_S)
+    spans = activity.padded_regions(0.0, SPEECH_HANGOVER_S, len(samples))
+    peak = normalized.true_peak_dbtp
+    return QualityReport(
+        duration_before_s=duration,
+        duration_after_s=len(normalized.samples) / sr,
+        speech_s=speech_s,
+        speech_ratio=speech_s / duration if duration else 0.0,
+        clipping_ratio=clipping_ratio(samples, spans),
+        snr_db=snr_db(activity),
+        loudness_before_lufs=normalized.loudness_before_lufs,
+        loudness_after_lufs=normalized.loudness_after_lufs,
+        true_peak_dbtp=peak if np.isfinite(peak) else None,
+        sample_rate=sr,
+        format=f"{info.format_name}/{info.codec_name}",
+    )
+
+
+def _check_quality(report: QualityReport, edited: np.ndarray, rules: SampleRules) -> None:
+    """Apply the rules in the order a user should fix things: length, level, distortion,
+    noise, amount of speech (a silent or noise-drowned recording also has no speech, but
+    "too quiet" is the actionable message there)."""
+    details = {"report": report.to_dict()}
+    if report.duration_before_s < rules.min_total_s:
+        raise SampleTooShort(
+            f"The recording is {report.duration_before_s:.1f} s long; at least "
+            f"{rules.min_total_s:.0f} s is needed.", details=details)
+    loudness = report.loudness_before_lufs
+    if loudness is None or loudness < rules.min_loudness_lufs:
+        raise SampleTooQuiet(_quiet_message(edited, loudness, rules), details=details)
+    if report.clipping_ratio > rules.max_clipping_ratio:
+        raise SampleClipped(
+            f"{report.clipping_ratio:.1%} of the speech is clipped (flattened at the recording's "
+            f"maximum level); at most {rules.max_clipping_ratio:.0%} is acceptable.", details=details)
+    if report.snr_db < rules.min_snr_db:
+        raise SampleTooQuiet(
+            f"The voice is only {report.snr_db:.1f} dB above the background noise; at least "
+            f"{rules.min_snr_db:.0f} dB is needed.", details=details)
+    if report.speech_s < rules.min_speech_s:
+        raise SampleTooShort(
+            f"The recording has {report.speech_s:.1f} s of speech; at least "
+            f"{rules.min_speech_s:.0f} s is needed.", details=details)
+
+
+def _quiet_message(edited: np.ndarray, loudness: float | None, rules: SampleRules) -> str:
+    bound = f"speech needs to be louder than {rules.min_loudness_lufs:.0f} LUFS"
+    if loudness is None:
+        # under the -70 LUFS gate: quote the ungated reading so the user sees how far off it is
+        loudness = integrated_loudness(edited, rules.sample_rate, absolute_gate=False)
+        if loudness is None or loudness < -120.0:
+            return f"The recording is silent; {bound}."
+    return f"The recording is too quiet ({loudness:.1f} LUFS); {bound}."

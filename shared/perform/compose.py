@@ -1,0 +1,119 @@
+"""Write the voice note: generate → clean → check, one retry, then the local composer.
+
+Policy (DESIGN §4, Perform):
+  - A draft that fails the post-checks, or a rejected/blocked answer, gets one retry with the
+    same generator; the retry prompt says what was wrong with the draft.
+  - ProviderUnavailableError (the SDK's retries are exhausted, or the circuit is open) and
+    ProviderAuthError (our key is wrong) skip the retry: asking again right away would only
+    add latency, and for an open circuit it would fail instantly anyway.
+  - In every failing case the local template composer writes the note. We chose to fall
+    back rather than fail the job: the user asked for a note in their voice and still gets
+    one, a little less personal. `fell_back=True` and `problems` let the caller log and count
+    it, so a provider outage or a bad key is visible in metrics, not silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.perform.prompt import VoiceNotePrompt
+from shared.perform.text_checks import check_voice_note, clean_voice_note
+from shared.providers.errors import ProviderAuthError, ProviderError, ProviderUnavailableError
+from shared.providers.text.base import GeneratedText, TextGenerator
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # the first try and one retry with the same generator
+
+
+@dataclass(frozen=True)
+class ComposedNote:
+    text: str
+    provider: str
+    model: str
+    attempts: int  # calls made to the primary generator
+    fell_back: bool  # the local composer wrote the note after the primary failed
+    problems: list[str] = field(default_factory=list)  # what went wrong along the way
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+def _draft_problems(draft: GeneratedText, text: str, prompt: VoiceNotePrompt) -> list[str]:
+    problems = check_voice_note(text, prompt)
+    if draft.truncated:
+        problems.insert(0, "the text was cut off at the output token limit")
+    return problems
+
+
+def compose_voice_note(generator: TextGenerator, fallback: TextGenerator,
+                       prompt: VoiceNotePrompt) -> ComposedNote:
+    problems: list[str] = []
+    attempts = 0
+    attempt_prompt = prompt
+    if generator is not fallback:
+        while attempts < MAX_ATTEMPTS:
+            attempts += 1
+            try:
+                draft = generator.generate(attempt_prompt)
+            except (ProviderUnavailableError, ProviderAuthError) as exc:
+                problems.append(f"{generator.name} attempt {attempts}: {exc.code}: {exc.message}")
+                log_fn = log.error if isinstance(exc, ProviderAuthError) else log.warning
+                log_fn("text_provider_failed", extra={"provider": generator.name, "attempt": attempts,
+                                                      "error_code": exc.code, "error_class": type(exc).__name__})
+                break
+            except ProviderError as exc:  # rejected or blocked: worth one more try
+                problems.append(f"{generator.name} attempt {attempts}: {exc.code}: {exc.message}")
+                log.warning("text_provider_rejected", extra={"provider": generator.name, "attempt": attempts,
+                                                             "error_class": type(exc).__name__})
+                continue
+            except Exception:  # a bug in an adapter must not cost the user their note
+                log.exception("text_provider_crashed", extra={"provider": generator.name, "attempt": attempts})
+                problems.append(f"{generator.name} attempt {attempts}: unexpected error")
+                break
+            text = clean_voice_note(draft.text, prompt.language)
+            issues = _draft_problems(draft, text, prompt)
+            if not issues:
+                return ComposedNote(text, draft.provider, draft.model, attempts, False, problems,
+                                    draft.finish_reason, draft.prompt_tokens, draft.output_tokens)
+            problems.extend(f"{generator.name} attempt {attempts}: {issue}" for issue in issues)
+            log.warning("text_checks_failed", extra={"provider": generator.name, "attempt": attempts,
+                                                     "issues": issues})
+            attempt_prompt = prompt.with_feedback(issues)
+
+    draft = fallback.generate(prompt)
+    text = clean_voice_note(draft.text, prompt.language)
+    issues = _draft_problems(draft, text, prompt)
+    if issues:  # the local composer is tested to pass; if it ever does not, say so loudly
+        log.error("fallback_text_checks_failed", extra={"provider": fallback.name, "issues": issues})
+        problems.extend(f"{fallback.name}: {issue}" for issue in issues)
+    fell_back = generator is not fallback
+    if fell_back:
+        log.warning("text_fell_back", extra={"provider": generator.name, "fallback": fallback.name,
+                                             "attempts": attempts})
+    return ComposedNote(text, draft.provider, draft.model, attempts, fell_back, problems,
+                        draft.finish_reason, draft.prompt_tokens, draft.output_tokens)
+
+
+def text_generator_from_env(environ: Mapping[str, str] | None = None) -> TextGenerator:
+    """Same rule as `Settings.effective_text_provider`: TEXT_PROVIDER=auto|local|gemini, where
+    auto (the default) means gemini when GEMINI_API_KEY is set and local otherwise. Asking for
+    gemini without a key is a configuration error, not a silent downgrade."""
+    from shared.providers.text.gemini import GeminiTextGenerator  # SDK import only when used
+    from shared.providers.text.local import LocalTextGenerator
+
+    env = os.environ if environ is None else environ
+    has_key = bool((env.get("GEMINI_API_KEY") or "").strip())
+    choice = (env.get("TEXT_PROVIDER") or "auto").strip().lower()
+    if choice == "auto":
+        choice = "gemini" if has_key else "local"
+    if choice == "local":
+        return LocalTextGenerator()
+    if choice == "gemini":
+        if not has_key:
+            raise RuntimeError("TEXT_PROVIDER=gemini needs GEMINI_API_KEY")
+        return GeminiTextGenerator.from_env(env)
+    raise RuntimeError(f"TEXT_PROVIDER={choice!r} is not one of: auto, gemini, local")

@@ -1,0 +1,42 @@
+"""Build the configured provider adapters. One instance per process (they hold HTTP pools)."""
+
+from __future__ import annotations
+
+import threading
+
+from pymongo.database import Database
+
+from shared.config import Settings
+from shared.providers.voice.base import VoiceProvider
+
+_lock = threading.Lock()
+_voice: dict[tuple, VoiceProvider] = {}
+
+
+def voice_provider(settings: Settings, db: Database) -> VoiceProvider:
+    kind = settings.effective_voice_provider
+    key = (kind, settings.eleven_labs_base_url, settings.eleven_labs_model, db.name, id(db.client))
+    with _lock:
+        provider = _voice.get(key)
+        if provider is None:
+            provider = _voice[key] = _build_voice(settings, db, kind)
+        return provider
+
+
+def _build_voice(settings: Settings, db: Database, kind: str) -> VoiceProvider:
+    if kind == "elevenlabs":
+        from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider
+
+        return ElevenLabsVoiceProvider(
+            api_key=settings.eleven_labs_api_key.get_secret_value(),
+            base_url=settings.eleven_labs_base_url,
+            model_id=settings.eleven_labs_model,
+        )
+    from shared.providers.voice.local import LocalVoiceProvider
+
+    return LocalVoiceProvider(db, voice_limit=settings.local_voice_limit)
+
+
+def reset() -> None:
+    with _lock:
+        _voice.clear()

@@ -1,0 +1,74 @@
+"""The TextGenerator port: what the perform pipeline needs from a text writer.
+
+Adapters (Gemini through google-genai, the local template composer) implement this protocol;
+the domain sees a prompt in and plain text out, never SDK objects or HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from shared.providers.errors import ProviderRejectedError
+from shared.providers.resilience import CircuitBreaker
+
+if TYPE_CHECKING:
+    from shared.perform.prompt import VoiceNotePrompt
+
+
+@dataclass(frozen=True)
+class GeneratedText:
+    text: str
+    model: str
+    provider: str  # "gemini" | "local"
+    finish_reason: str | None = None  # provider's own reason, e.g. "STOP", "MAX_TOKENS"
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The writer stopped at its token limit: the note likely ends mid-sentence."""
+        return self.finish_reason == "MAX_TOKENS"
+
+
+class TextBlockedError(ProviderRejectedError):
+    """The writer answered but gave no usable text: prompt blocked, output filtered by safety
+    or recitation checks, or simply empty. Public code stays PROVIDER_REJECTED; `reason`
+    holds the provider's word for it (e.g. "SAFETY", "RECITATION", "EMPTY")."""
+
+    default_action = "Try a different topic, or try again."
+
+    def __init__(self, message: str, *, reason: str, **kw) -> None:
+        super().__init__(message, provider_code=reason, **kw)
+        self.reason = reason
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    name: str  # "gemini" | "local"
+    model: str
+
+    def generate(self, prompt: VoiceNotePrompt) -> GeneratedText:
+        """Write the note. Raises ProviderUnavailableError (retries exhausted, circuit open),
+        ProviderAuthError, TextBlockedError or another ProviderRejectedError."""
+
+
+# ---------------------------------------------------------------- process-wide breakers
+
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def circuit_breaker(name: str, *, failure_threshold: int = 5, reset_timeout_s: float = 30.0) -> CircuitBreaker:
+    """The one breaker for provider `name` in this process. All generator instances for the
+    same provider share it, so a worker stops calling a failing provider as a whole rather
+    than per object. The settings of the first caller win."""
+    with _breakers_lock:
+        breaker = _breakers.get(name)
+        if breaker is None:
+            breaker = _breakers[name] = CircuitBreaker(
+                name, failure_threshold=failure_threshold, reset_timeout_s=reset_timeout_s
+            )
+        return breaker

@@ -1,0 +1,1 @@
+"""Voices: samples, clone jobs, our records of remote voices and their clean-up."""

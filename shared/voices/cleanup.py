@@ -1,0 +1,29 @@
+"""Deferred deletion of remote voices: due records are claimed once and handed to the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from pymongo.database import Database
+
+from shared.jobs.service import now
+
+#: a claim older than this is considered lost (the message never ran) and may be re-sent
+CLAIM_TTL = timedelta(minutes=15)
+
+
+def enqueue_due_deletions(db: Database, send: Callable[[str], object], limit: int = 200) -> int:
+    ts = now()
+    sent = 0
+    due = db["voices"].find({"state": "evicting", "delete_after": {"$lte": ts}}, {"_id": 1}).limit(limit)
+    for doc in due:
+        claimed = db["voices"].update_one(
+            {"_id": doc["_id"], "state": "evicting",
+             "$or": [{"delete_claimed_at": None}, {"delete_claimed_at": {"$lt": ts - CLAIM_TTL}}]},
+            {"$set": {"delete_claimed_at": ts}},
+        )
+        if claimed.modified_count:
+            send(str(doc["_id"]))
+            sent += 1
+    return sent

@@ -1,0 +1,248 @@
+"""Voice cloning: accept an upload (API side) and turn it into a voice (worker side).
+
+API side (`accept_upload`): reserve the user's single clone slot atomically (409 when a clone
+is already in progress), store the original in GridFS, create and enqueue the job. Any failure
+undoes the reservation and the stored file, so a refused upload leaves nothing behind.
+
+Worker side (`run_clone`): clean the sample, then create the voice at the provider (through a
+`creating` record, so a redelivered task adopts instead of duplicating), then switch the user
+to it. An update creates the new voice first and schedules deletion of the previous one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from shared.audio.clean import SampleRules, clean_sample
+from shared.audio.codec import probe
+from shared.config import Settings
+from shared.errors import AppError, CloneInProgress, SampleTooLarge
+from shared.jobs.service import JobStore, now
+from shared.providers.errors import RequestOutcomeUnknownError, VoiceNotFoundError
+from shared.providers.voice.base import VoiceProvider
+from shared import storage
+from shared.voices import records
+
+log = logging.getLogger(__name__)
+
+#: a clone reservation older than this is considered abandoned (crashed API or lost job)
+STALE_CLONE_AFTER = timedelta(minutes=20)
+#: grace before a replaced voice is deleted, so in-flight syntheses with it can finish
+REPLACED_VOICE_GRACE = timedelta(minutes=5)
+Progress = Callable[[str, float | None], None]
+
+
+def sample_rules(settings: Settings) -> SampleRules:
+    return SampleRules(
+        min_total_s=settings.sample_min_seconds,
+        min_speech_s=settings.sample_min_speech_seconds,
+        max_total_s=settings.sample_max_seconds,
+        target_lufs=settings.sample_target_lufs,
+        true_peak_dbtp=settings.sample_true_peak_dbtp,
+    )
+
+
+# ------------------------------------------------------------------ API side
+
+
+def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[str, Any], data: bytes,
+                  filename: str, content_type: str | None) -> Any:
+    """Validate cheaply, store the original, start the clone job. Returns the job view."""
+    if len(data) > settings.sample_max_bytes:
+        raise SampleTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is "
+                             f"{settings.sample_max_bytes / 1e6:.0f} MB.")
+    info = probe(data)  # SampleUnsupported for anything that is not audio, whatever its name
+    user_id = str(user["_id"])
+    reservation = ObjectId().__str__()
+    if not _reserve_clone(db, user["_id"], reservation):
+        raise CloneInProgress("A voice sample is already being processed for this account.")
+    original_id = None
+    try:
+        original_id = storage.put(db, storage.SAMPLES, data, filename or "sample", {
+            "user_id": user_id, "kind": "original", "content_type": content_type,
+            "format": info.format_name, "codec": info.codec_name, "size": len(data)})
+        view, _ = jobs.submit(kind="clone", user_id=user_id, payload={
+            "original_id": str(original_id), "filename": filename, "size": len(data),
+            "format": info.format_name, "codec": info.codec_name, "declared_duration_s": info.duration_s})
+    except BaseException:
+        storage.delete(db, storage.SAMPLES, original_id)
+        _release_clone(db, user["_id"], reservation)
+        raise
+    db["users"].update_one({"_id": user["_id"], "clone_job.id": reservation},
+                           {"$set": {"clone_job.id": view.job_id}})
+    return view
+
+
+def _reserve_clone(db: Database, user_oid: ObjectId, reservation: str) -> bool:
+    ts = now()
+    result = db["users"].update_one(
+        {"_id": user_oid, "$or": [{"clone_job": None}, {"clone_job": {"$exists": False}},
+                                  {"clone_job.since": {"$lt": ts - STALE_CLONE_AFTER}}]},
+        {"$set": {"clone_job": {"id": reservation, "since": ts}}},
+    )
+    return result.modified_count == 1
+
+
+def _release_clone(db: Database, user_oid: ObjectId, job_or_reservation: str) -> None:
+    db["users"].update_one({"_id": user_oid, "clone_job.id": job_or_reservation}, {"$set": {"clone_job": None}})
+
+
+# ------------------------------------------------------------------ worker side
+
+
+@dataclass
+class CloneDeps:
+    db: Database
+    provider: VoiceProvider
+    settings: Settings
+
+
+def run_clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str, Any]:
+    """The clone job body. Idempotent per job: running it twice creates one voice."""
+    db, user_oid = deps.db, ObjectId(job["user_id"])
+    try:
+        result = _clone(job, deps, progress)
+    except AppError as exc:
+        _record_failure(db, user_oid, job, exc)
+        raise
+    _release_clone(db, user_oid, job["_id"])
+    return result
+
+
+def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str, Any]:
+    db, provider = deps.db, deps.provider
+    user_id = job["user_id"]
+    payload = job["payload"]
+    stage_progress = {"decoding": 0.1, "normalizing": 0.3, "checking": 0.5}
+    data = storage.get(db, storage.SAMPLES, payload["original_id"])
+    cleaned = clean_sample(data, sample_rules(deps.settings), on_stage=lambda s: progress(s, stage_progress[s]))
+    quality = cleaned.report.to_dict()
+    user = db["users"].find_one({"_id": ObjectId(user_id)})
+
+    current = records.by_voice_id(db, user["voice_clone_id"]) if user.get("voice_clone_id") else None
+    already_done = db["voices"].find_one({"job_id": job["_id"], "state": "ready"})
+    if (already_done is None and current is not None and current["state"] == "ready"
+            and current["sample_sha256"] == cleaned.sha256):
+        # The same clean sample again: the voice we have is already this voice.
+        _save_sample(db, user, job, cleaned, quality, action="update_skipped")
+        storage.delete(db, storage.SAMPLES, payload["original_id"])
+        return {"action": "update_skipped", "voice_clone_id": user["voice_clone_id"], "quality": quality,
+                "sample_sha256": cleaned.sha256}
+
+    progress("uploading", 0.6)
+    record, fresh = records.begin_creation(db, provider=provider.name, user_id=user_id,
+                                           sha256=cleaned.sha256, job_id=job["_id"])
+    record = _ensure_remote_voice(db, provider, record, cleaned.mp3, may_exist=not fresh)
+
+    progress("saving", 0.9)
+    previous_id = user.get("voice_clone_id") if user.get("voice_clone_id") != record["voice_id"] else \
+        user.get("voice_clone_previous_id")
+    action = "updated" if previous_id and current is not None and current["state"] in ("ready", "evicting") \
+        else "created"
+    _save_sample(db, user, job, cleaned, quality, action=action, voice_record=record, previous_id=previous_id)
+    if current is not None and current["_id"] != record["_id"]:
+        records.schedule_deletion(db, current["_id"], REPLACED_VOICE_GRACE, reason="replaced")
+    return {"action": action, "voice_clone_id": record["voice_id"], "quality": quality,
+            "sample_sha256": cleaned.sha256}
+
+
+def _ensure_remote_voice(db: Database, provider: VoiceProvider, record: dict[str, Any], mp3: bytes,
+                         *, may_exist: bool) -> dict:
+    """Create the remote voice for a `creating` record, or adopt it if an earlier run of the
+    same job created it (only then is the provider's list worth a look)."""
+    if record["state"] == "ready":
+        return record
+    if may_exist:
+        for remote in provider.list_voices():
+            if remote.name == record["name"]:
+                log.info("adopting voice created by an earlier run", extra={"voice_id": remote.voice_id})
+                return records.mark_ready(db, record["_id"], remote.voice_id)
+    labels = {"app": "newvisions", "user": record["user_id"], "sha12": record["sample_sha256"][:12]}
+    try:
+        voice_id = provider.create_voice(record["name"], mp3, labels)
+    except RequestOutcomeUnknownError:
+        # The provider may have created it: the record stays `creating` (holding its slot) so a
+        # redelivery or reconciliation can adopt or delete the voice by name.
+        raise
+    except AppError:
+        # Refused or never reached: nothing was created, so the record must not hold a slot.
+        records.mark_deleted(db, record["_id"], reason="create_failed")
+        raise
+    return records.mark_ready(db, record["_id"], voice_id)
+
+
+def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleaned, quality: dict,
+                 *, action: str, voice_record: dict | None = None, previous_id: str | None = None) -> None:
+    payload = job["payload"]
+    old_sample = user.get("sample") or {}
+    normalized_id = None
+    if old_sample.get("job_id") == job["_id"]:  # a redelivered run already saved this sample
+        normalized_id = old_sample.get("normalized_id")
+    if normalized_id is None:
+        normalized_id = storage.put(db, storage.SAMPLES, cleaned.mp3, "normalized.mp3", {
+            "user_id": job["user_id"], "kind": "normalized", "sha256": cleaned.sha256, "job_id": job["_id"]})
+    sample = {"job_id": job["_id"], "original_id": payload["original_id"], "normalized_id": str(normalized_id),
+              "sha256": cleaned.sha256, "quality": quality, "format": payload.get("format"),
+              "saved_at": now()}
+    changes: dict[str, Any] = {"last_clone": {"job_id": job["_id"], "action": action, "error": None, "at": now()},
+                               "updated_at": now()}
+    if action != "update_skipped":
+        changes.update({"sample": sample, "voice_state": "ready",
+                        "voice_clone_id": voice_record["voice_id"], "voice_record_id": voice_record["_id"],
+                        "voice_clone_previous_id": previous_id})
+    db["users"].update_one({"_id": user["_id"]}, {"$set": changes})
+    if action != "update_skipped" and old_sample.get("job_id") != job["_id"]:
+        # the superseded sample files are no longer anyone's
+        storage.delete(db, storage.SAMPLES, old_sample.get("original_id"))
+        storage.delete(db, storage.SAMPLES, old_sample.get("normalized_id"))
+
+
+def _record_failure(db: Database, user_oid: ObjectId, job: dict[str, Any], exc: AppError) -> None:
+    """A failed clone leaves the user's previous voice as it was and keeps no stray files."""
+    user = db["users"].find_one({"_id": user_oid}, {"voice_state": 1, "voice_clone_id": 1})
+    state = user.get("voice_state", "none") if user else "none"
+    changes: dict[str, Any] = {"clone_job": None, "updated_at": now(),
+                               "last_clone": {"job_id": job["_id"], "action": "failed", "error": exc.to_dict(),
+                                              "at": now()}}
+    if state in ("none", "pending", "failed") and not (user or {}).get("voice_clone_id"):
+        changes["voice_state"] = "failed"
+    db["users"].update_one({"_id": user_oid, "clone_job.id": job["_id"]}, {"$set": changes})
+    db["users"].update_one({"_id": user_oid}, {"$set": {"last_clone": changes["last_clone"]}})
+    storage.delete(db, storage.SAMPLES, job["payload"].get("original_id"))
+
+
+def delete_remote_voice(db: Database, provider: VoiceProvider, record_id: str) -> str:
+    """Delete a voice scheduled for deletion. Returns the outcome; idempotent."""
+    record = records.get(db, record_id)
+    if record is None or record["state"] in ("deleted", "missing"):
+        return "already_deleted"
+    if record.get("voice_id"):
+        try:
+            provider.delete_voice(record["voice_id"])
+        except VoiceNotFoundError:
+            pass  # gone already: the slot is free either way
+    records.mark_deleted(db, record["_id"], reason=record.get("evict_reason") or "deleted")
+    return "deleted"
+
+
+def voice_meta(user: dict[str, Any]) -> dict[str, Any]:
+    """What GET /user/voice/meta shows."""
+    sample = user.get("sample") or {}
+    state = "pending" if (user.get("clone_job") or {}).get("id") else user.get("voice_state", "none")
+    return {
+        "state": state,
+        "voice_clone_id": user.get("voice_clone_id"),
+        "voice_clone_previous_id": user.get("voice_clone_previous_id"),
+        "sample": {"sha256": sample.get("sha256"), "quality": sample.get("quality"),
+                   "format": sample.get("format"), "saved_at": sample.get("saved_at")} if sample else None,
+        "clone_job_id": (user.get("clone_job") or {}).get("id"),
+        "last_action": (user.get("last_clone") or {}).get("action"),
+        "last_error": (user.get("last_clone") or {}).get("error"),
+    }

@@ -1,0 +1,32 @@
+"""Cleanup queue: delete remote voices (replaced or evicted), with backoff; give up visibly."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.jobs.celery_app import app
+from shared.providers.errors import ProviderError
+from shared.providers.factory import voice_provider
+from shared.voices import records
+from shared.voices.clone import delete_remote_voice
+from workers import runtime
+
+log = logging.getLogger(__name__)
+MAX_DELETE_RETRIES = 6
+
+
+@app.task(name="cleanup.delete_voice", bind=True, max_retries=MAX_DELETE_RETRIES, ignore_result=True)
+def delete_voice(self, record_id: str) -> str:
+    settings, db = runtime.settings(), runtime.db()
+    try:
+        return delete_remote_voice(db, voice_provider(settings, db), record_id)
+    except ProviderError as exc:
+        if self.request.retries >= MAX_DELETE_RETRIES or not exc.retryable:
+            # visible to reconciliation, which retries it later
+            db["voices"].update_one({"_id": records.get(db, record_id)["_id"]},
+                                    {"$set": {"state": "delete_failed", "delete_error": exc.to_dict()}})
+            log.warning("voice deletion gave up", extra={"record_id": record_id, "error": exc.code})
+            return "delete_failed"
+        # exponential backoff with jitter, kept far below the visibility timeout
+        countdown = min(300, 2 ** self.request.retries * 5)
+        raise self.retry(exc=exc, countdown=countdown)
