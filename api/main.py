@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from api.routes import admin, auth, health, jobs, users, voice
+from api.routes import admin, auth, health, jobs, perform, recordings, users, voice
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, users, voice, jobs, health, admin):
+    for module in (auth, users, voice, perform, recordings, jobs, health, admin):
         app.include_router(module.router)
     from shared.errors import SampleTooLarge
 

@@ -17,11 +17,16 @@ def ensure_indexes(db: Database) -> None:
     from shared.jobs import service as jobs
     from shared.users import service as users
 
+    from shared.providers.voice import local
+    from shared.recordings import service as recordings
     from shared.voices import records
 
     users.ensure_indexes(db)
     jobs.ensure_indexes(db)
     records.ensure_indexes(db)
+    recordings.ensure_indexes(db)
+    local.ensure_indexes(db)
+    db["charges"].create_index([("user_id", 1), ("charged_at", -1)])
 
 
 def ensure_indexes_with_retry(settings: Settings, stop: threading.Event, interval_s: float = 2.0) -> None:

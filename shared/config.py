@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr = SecretStr("")
     gemini_base_url: str = ""  # empty = the SDK's default endpoint
     gemini_model: str = "gemini-2.5-flash"
+    gemini_timeout_s: float = Field(20.0, gt=0, le=120)
     local_voice_limit: int = Field(10, ge=1)
 
     # --- voice samples ---
@@ -82,6 +83,12 @@ class Settings(BaseSettings):
     sample_max_seconds: float = 180.0
     sample_target_lufs: float = Field(-20.0, ge=-30, le=-14)
     sample_true_peak_dbtp: float = Field(-3.0, le=0)
+
+    # --- voice notes ---
+    note_target_lufs: float = Field(-16.0, ge=-30, le=-9)  # final loudness of a note
+    note_true_peak_dbtp: float = Field(-1.5, le=0)
+    fan_loop_path: str = ""  # a fan recording to loop under notes; empty = generated brown noise
+    synthesis_chunk_chars: int = Field(800, ge=100, le=5000)  # long texts are spoken in chunks
 
     # --- quota ---
     monthly_char_limit: int = Field(4000, ge=0)

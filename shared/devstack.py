@@ -241,7 +241,7 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
                                      "--schedule", str(DATA_DIR / "celerybeat-schedule"), "--loglevel", "INFO"],
                                     env=env, log_path=logs / "beat.log"))
             stack.add("flower", spawn([sys.executable, "-m", "celery", "-A", "workers.app", "flower",
-                                       f"--address=127.0.0.1", f"--port={flower_port}",
+                                       "--address=127.0.0.1", f"--port={flower_port}",
                                        f"--basic-auth={flower_auth}", "--purge_offline_workers=60"],
                                       env=env, log_path=logs / "flower.log"))
 

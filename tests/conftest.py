@@ -237,11 +237,13 @@ def wait_job(client: httpx.Client, job_id: str, headers: dict, timeout_s: float 
 
 
 class ProviderStack:
-    """An API and a worker wired to the fake ElevenLabs server over loopback HTTP, on their own
-    Redis database so their jobs never mix with the local-provider stack's."""
+    """An API and a worker wired to the fake ElevenLabs and Gemini servers over loopback HTTP,
+    on their own Redis database so their jobs never mix with the local-provider stack's."""
 
-    def __init__(self, client: httpx.Client, fake, settings: Settings, users: UserFactory, workers: Workers):
-        self.client, self.fake, self.settings, self.users, self.workers = client, fake, settings, users, workers
+    def __init__(self, client: httpx.Client, fake, gemini, settings: Settings, users: UserFactory,
+                 workers: Workers):
+        self.client, self.fake, self.gemini, self.settings = client, fake, gemini, settings
+        self.users, self.workers = users, workers
 
 
 @pytest.fixture(scope="module")
@@ -250,11 +252,15 @@ def eleven_stack(base_env, redis_url, db, tmp_path_factory) -> Iterator[Provider
     from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
     from tests.fakes.server import serve
 
+    from tests.fakes.gemini import running_fake_gemini
+
     fake = FakeElevenLabs(api_key="fake-eleven-key", voice_limit=50)
     tmp = tmp_path_factory.mktemp("eleven")
-    with serve(fake_app(fake)) as fake_url:
+    with serve(fake_app(fake)) as fake_url, running_fake_gemini("fake-gemini-key") as (gemini, gemini_url):
         env = {**base_env, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1", "VOICE_PROVIDER": "elevenlabs",
-               "ELEVEN_LABS_API_KEY": "fake-eleven-key", "ELEVEN_LABS_BASE_URL": fake_url}
+               "ELEVEN_LABS_API_KEY": "fake-eleven-key", "ELEVEN_LABS_BASE_URL": fake_url,
+               "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": "fake-gemini-key", "GEMINI_BASE_URL": gemini_url,
+               "GEMINI_TIMEOUT_S": "10"}
         settings = make_settings(env)
         pool = Workers(process_env(env), tmp)
         pool.start("eleven", QUEUES, concurrency=2)
@@ -263,6 +269,6 @@ def eleven_stack(base_env, redis_url, db, tmp_path_factory) -> Iterator[Provider
 
             wait_ready(redis_client(settings))
             with serve(create_app(settings)) as api, httpx.Client(base_url=api, timeout=60) as c:
-                yield ProviderStack(c, fake, settings, UserFactory(c, db), pool)
+                yield ProviderStack(c, fake, gemini, settings, UserFactory(c, db), pool)
         finally:
             pool.stop_all()

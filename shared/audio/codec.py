@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -189,9 +190,7 @@ def to_pcm16(samples: np.ndarray) -> np.ndarray:
     return np.rint(pcm).astype("<i2")
 
 
-def encode_mp3(samples: np.ndarray, sample_rate: int, bitrate_kbps: int = 128, *,
-               quality: int = MP3_QUALITY) -> bytes:
-    """Encode float mono PCM to a constant-bitrate MP3 in process (LAME, no resampling)."""
+def _lame_encode(samples: np.ndarray, sample_rate: int, bitrate_kbps: int, quality: int) -> bytes:
     import lameenc
 
     encoder = lameenc.Encoder()
@@ -201,3 +200,35 @@ def encode_mp3(samples: np.ndarray, sample_rate: int, bitrate_kbps: int = 128, *
     encoder.set_channels(1)
     encoder.set_quality(quality)
     return bytes(encoder.encode(to_pcm16(samples).tobytes()) + encoder.flush())
+
+
+@lru_cache(maxsize=16)
+def lame_gain(sample_rate: int, bitrate_kbps: int, quality: int = MP3_QUALITY) -> float:
+    """The linear gain LAME applies to the passband at this configuration, by round trip.
+
+    LAME is not level-transparent: at CBR rates where its lowpass is active it scales the
+    whole passband by a constant (0.950, -0.45 dB, at 128 kbit/s mono; -0.27 dB at 192; none
+    from 256 up), flat from 100 Hz to 15 kHz and independent of level. Left alone, every note
+    we normalise would reach listeners ~0.45 LU under target. Measured once per configuration
+    and process on a steady three-tone signal (RMS over the middle, so encoder delay does not
+    matter), rather than hard-coded, so an encoder upgrade cannot silently change it."""
+    t = np.arange(sample_rate, dtype=np.float64) / sample_rate
+    tones = (0.1 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 3000 * t)))
+    tones = tones.astype(np.float32)
+    decoded = decode_to_mono(_lame_encode(tones, sample_rate, bitrate_kbps, quality), sample_rate)
+    middle = slice(sample_rate // 4, 3 * sample_rate // 4)
+    rms_in = float(np.sqrt(np.mean(tones[middle].astype(np.float64) ** 2)))
+    rms_out = float(np.sqrt(np.mean(decoded[middle].astype(np.float64) ** 2)))
+    return rms_out / rms_in
+
+
+def encode_mp3(samples: np.ndarray, sample_rate: int, bitrate_kbps: int = 128, *,
+               quality: int = MP3_QUALITY) -> bytes:
+    """Encode float mono PCM to a constant-bitrate MP3 in process (LAME, no resampling).
+
+    Level-transparent: LAME's own passband gain (see `lame_gain`) is compensated, so the MP3
+    decodes at the loudness of `samples`. The compensation is a fraction of a dB; callers keep
+    their peaks that far under full scale (every caller here targets -1.5 dBTP or lower)."""
+    gain = lame_gain(sample_rate, bitrate_kbps, quality)
+    pcm = np.asarray(samples, dtype=np.float32) * np.float32(1.0 / gain)
+    return _lame_encode(pcm, sample_rate, bitrate_kbps, quality)

@@ -128,13 +128,11 @@ def normalize_loudness(samples: np.ndarray, sample_rate: int, target_lufs: float
     before = integrated_loudness(x, sample_rate)
     ceiling = db_to_amp(ceiling_dbtp - CEILING_MARGIN_DB)
     gain_db = 0.0 if before is None else min(target_lufs - before, MAX_GAIN_DB)
-    limited_db = 0.0
     tried: list[tuple[float, float]] = []  # (gain, resulting loudness) of each pass
-    for _ in range(MAX_PASSES):
+    for attempt in range(MAX_PASSES):
         out = x * np.float32(db_to_amp(gain_db))
-        positions, gain, depth = limiter_gain(out, sample_rate, ceiling)
+        positions, gain, limited_db = limiter_gain(out, sample_rate, ceiling)
         out[positions] *= gain
-        limited_db = max(limited_db, depth)
         loudness = integrated_loudness(out, sample_rate)
         if loudness is None or before is None or abs(target_lufs - loudness) <= LOUDNESS_TOLERANCE_LU:
             break
@@ -145,7 +143,10 @@ def normalize_loudness(samples: np.ndarray, sample_rate: int, target_lufs: float
         if len(tried) >= 2 and tried[-1][0] != tried[-2][0]:
             slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
             slope = min(max(slope, 0.25), 1.0)
-        gain_db = min(gain_db + (target_lufs - loudness) / slope, MAX_GAIN_DB)
+        next_gain = min(gain_db + (target_lufs - loudness) / slope, MAX_GAIN_DB)
+        if next_gain == gain_db or attempt == MAX_PASSES - 1:  # pinned at the cap, or out of passes
+            break
+        gain_db = next_gain
     peak = true_peak(out)
     if peak > db_to_amp(ceiling_dbtp):
         # gain modulation left an inter-sample peak a hair over: a static trim of < 0.1 dB

@@ -7,7 +7,8 @@ numpy/scipy operations, so an hour of audio costs milliseconds.
 1. Energy of 20 ms frames every 10 ms, after an 80 Hz high-pass: handling noise, desk thumps
    and mains hum sit below the voice band and would otherwise hold the floor up.
 2. Noise floor, tracked over time (minimum statistics, Martin 2001 in spirit): the minimum of
-   the lightly smoothed energy over a sliding window longer than a run of words, then smoothed.
+   the lightly smoothed energy over a window longer than a run of words, taken both behind
+   and ahead of each frame (the larger wins, so a step in the background is followed at once).
    It follows a background that changes (a fan switched on) without any tuning per file.
 3. Hysteresis: a region of frames above floor + `low_db` counts as speech only if it reaches
    floor + `high_db` somewhere; soft word endings stay attached to their word while breaths and
@@ -127,8 +128,13 @@ def detect_speech(samples: np.ndarray, sample_rate: int, config: VadConfig = Vad
     # closure) is not mistaken for the floor; average in the power domain.
     power = 10.0 ** (frame_db / 10.0)
     smoothed = 10.0 * np.log10(np.maximum(ndimage.uniform_filter1d(power, 5, mode="nearest"), 1e-30))
-    floor = ndimage.minimum_filter1d(smoothed, window, mode="nearest")
-    floor = ndimage.uniform_filter1d(floor, window, mode="nearest")
+    # minimum over the window behind and the window ahead, keeping the larger: when the
+    # background steps up (or down) the side that lies wholly in the new background wins, so
+    # the floor jumps with it instead of lagging half a window and calling the new noise speech
+    window |= 1
+    behind = ndimage.minimum_filter1d(smoothed, window, mode="nearest", origin=window // 2)
+    ahead = ndimage.minimum_filter1d(smoothed, window, mode="nearest", origin=-(window // 2))
+    floor = ndimage.uniform_filter1d(np.maximum(behind, ahead), max(1, int(0.3 * frames_per_s)), mode="nearest")
 
     speech_level = float(np.percentile(frame_db, cfg.speech_percentile))
     base = np.maximum(floor, speech_level - cfg.range_db)

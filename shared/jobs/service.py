@@ -8,7 +8,6 @@ job backwards.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime

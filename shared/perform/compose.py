@@ -15,8 +15,6 @@ Policy (DESIGN §4, Perform):
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.perform.prompt import VoiceNotePrompt
@@ -96,24 +94,3 @@ def compose_voice_note(generator: TextGenerator, fallback: TextGenerator,
                                              "attempts": attempts})
     return ComposedNote(text, draft.provider, draft.model, attempts, fell_back, problems,
                         draft.finish_reason, draft.prompt_tokens, draft.output_tokens)
-
-
-def text_generator_from_env(environ: Mapping[str, str] | None = None) -> TextGenerator:
-    """Same rule as `Settings.effective_text_provider`: TEXT_PROVIDER=auto|local|gemini, where
-    auto (the default) means gemini when GEMINI_API_KEY is set and local otherwise. Asking for
-    gemini without a key is a configuration error, not a silent downgrade."""
-    from shared.providers.text.gemini import GeminiTextGenerator  # SDK import only when used
-    from shared.providers.text.local import LocalTextGenerator
-
-    env = os.environ if environ is None else environ
-    has_key = bool((env.get("GEMINI_API_KEY") or "").strip())
-    choice = (env.get("TEXT_PROVIDER") or "auto").strip().lower()
-    if choice == "auto":
-        choice = "gemini" if has_key else "local"
-    if choice == "local":
-        return LocalTextGenerator()
-    if choice == "gemini":
-        if not has_key:
-            raise RuntimeError("TEXT_PROVIDER=gemini needs GEMINI_API_KEY")
-        return GeminiTextGenerator.from_env(env)
-    raise RuntimeError(f"TEXT_PROVIDER={choice!r} is not one of: auto, gemini, local")

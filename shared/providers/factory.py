@@ -37,6 +37,37 @@ def _build_voice(settings: Settings, db: Database, kind: str) -> VoiceProvider:
     return LocalVoiceProvider(db, voice_limit=settings.local_voice_limit)
 
 
+_text: dict[tuple, object] = {}
+
+
+def text_generator(settings: Settings):
+    """The configured TextGenerator (Gemini with a key, else the local composer)."""
+    from shared.providers.text.local import LocalTextGenerator
+
+    if settings.effective_text_provider != "gemini":
+        return LocalTextGenerator()
+    key = ("gemini", settings.gemini_base_url, settings.gemini_model, settings.gemini_timeout_s)
+    with _lock:
+        generator = _text.get(key)
+        if generator is None:
+            from shared.providers.text.gemini import GeminiTextGenerator
+
+            api_key = settings.gemini_api_key.get_secret_value()
+            if not api_key:
+                raise RuntimeError("TEXT_PROVIDER=gemini needs GEMINI_API_KEY")
+            generator = _text[key] = GeminiTextGenerator(
+                api_key, model=settings.gemini_model, base_url=settings.gemini_base_url or None,
+                timeout_s=settings.gemini_timeout_s)
+        return generator
+
+
+def fallback_text_generator():
+    from shared.providers.text.local import LocalTextGenerator
+
+    return LocalTextGenerator()
+
+
 def reset() -> None:
     with _lock:
         _voice.clear()
+        _text.clear()

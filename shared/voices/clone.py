@@ -25,10 +25,10 @@ from shared.audio.codec import probe
 from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
 from shared.jobs.service import JobStore, now
-from shared.providers.errors import RequestOutcomeUnknownError, VoiceNotFoundError
 from shared.providers.voice.base import VoiceProvider
 from shared import storage
 from shared.voices import records
+from shared.voices.remote import ensure_remote_voice
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
     progress("uploading", 0.6)
     record, fresh = records.begin_creation(db, provider=provider.name, user_id=user_id,
                                            sha256=cleaned.sha256, job_id=job["_id"])
-    record = _ensure_remote_voice(db, provider, record, cleaned.mp3, may_exist=not fresh)
+    record = ensure_remote_voice(db, provider, record, cleaned.mp3, may_exist=not fresh)
 
     progress("saving", 0.9)
     previous_id = user.get("voice_clone_id") if user.get("voice_clone_id") != record["voice_id"] else \
@@ -151,31 +151,6 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
         records.schedule_deletion(db, current["_id"], REPLACED_VOICE_GRACE, reason="replaced")
     return {"action": action, "voice_clone_id": record["voice_id"], "quality": quality,
             "sample_sha256": cleaned.sha256}
-
-
-def _ensure_remote_voice(db: Database, provider: VoiceProvider, record: dict[str, Any], mp3: bytes,
-                         *, may_exist: bool) -> dict:
-    """Create the remote voice for a `creating` record, or adopt it if an earlier run of the
-    same job created it (only then is the provider's list worth a look)."""
-    if record["state"] == "ready":
-        return record
-    if may_exist:
-        for remote in provider.list_voices():
-            if remote.name == record["name"]:
-                log.info("adopting voice created by an earlier run", extra={"voice_id": remote.voice_id})
-                return records.mark_ready(db, record["_id"], remote.voice_id)
-    labels = {"app": "newvisions", "user": record["user_id"], "sha12": record["sample_sha256"][:12]}
-    try:
-        voice_id = provider.create_voice(record["name"], mp3, labels)
-    except RequestOutcomeUnknownError:
-        # The provider may have created it: the record stays `creating` (holding its slot) so a
-        # redelivery or reconciliation can adopt or delete the voice by name.
-        raise
-    except AppError:
-        # Refused or never reached: nothing was created, so the record must not hold a slot.
-        records.mark_deleted(db, record["_id"], reason="create_failed")
-        raise
-    return records.mark_ready(db, record["_id"], voice_id)
 
 
 def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleaned, quality: dict,
@@ -216,20 +191,6 @@ def _record_failure(db: Database, user_oid: ObjectId, job: dict[str, Any], exc: 
     db["users"].update_one({"_id": user_oid, "clone_job.id": job["_id"]}, {"$set": changes})
     db["users"].update_one({"_id": user_oid}, {"$set": {"last_clone": changes["last_clone"]}})
     storage.delete(db, storage.SAMPLES, job["payload"].get("original_id"))
-
-
-def delete_remote_voice(db: Database, provider: VoiceProvider, record_id: str) -> str:
-    """Delete a voice scheduled for deletion. Returns the outcome; idempotent."""
-    record = records.get(db, record_id)
-    if record is None or record["state"] in ("deleted", "missing"):
-        return "already_deleted"
-    if record.get("voice_id"):
-        try:
-            provider.delete_voice(record["voice_id"])
-        except VoiceNotFoundError:
-            pass  # gone already: the slot is free either way
-    records.mark_deleted(db, record["_id"], reason=record.get("evict_reason") or "deleted")
-    return "deleted"
 
 
 def voice_meta(user: dict[str, Any]) -> dict[str, Any]:

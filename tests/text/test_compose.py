@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.perform.compose import ComposedNote, compose_voice_note, text_generator_from_env
+from shared.perform.compose import ComposedNote, compose_voice_note
 from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import get_routine
 from shared.perform.text_checks import check_voice_note, language_share
@@ -184,14 +184,3 @@ def test_local_only_configuration_does_not_count_as_a_fallback(local):
     assert (note.provider, note.attempts, note.fell_back, note.problems) == ("local", 0, False, [])
 
 
-def test_generator_selection_from_environment():
-    assert isinstance(text_generator_from_env({}), LocalTextGenerator)
-    assert isinstance(text_generator_from_env({"TEXT_PROVIDER": "auto", "GEMINI_API_KEY": " "}), LocalTextGenerator)
-    assert isinstance(text_generator_from_env({"TEXT_PROVIDER": "auto", "GEMINI_API_KEY": "k"}), GeminiTextGenerator)
-    assert isinstance(text_generator_from_env({"GEMINI_API_KEY": "k"}), GeminiTextGenerator)
-    assert isinstance(text_generator_from_env({"GEMINI_API_KEY": "k", "TEXT_PROVIDER": "local"}),
-                      LocalTextGenerator)
-    with pytest.raises(RuntimeError, match="GEMINI_API_KEY"):
-        text_generator_from_env({"TEXT_PROVIDER": "gemini"})
-    with pytest.raises(RuntimeError):
-        text_generator_from_env({"TEXT_PROVIDER": "openai"})

@@ -267,11 +267,3 @@ def test_spanish_prompt_gets_spanish_text(fake, base_url):
     assert check_voice_note(out.text, p) == []
 
 
-def test_from_env_reads_key_model_and_base_url(fake, base_url, prompt):
-    gen = GeminiTextGenerator.from_env({"GEMINI_API_KEY": KEY, "GEMINI_MODEL": "gemini-2.5-pro",
-                                        "GEMINI_BASE_URL": base_url},
-                                       breaker=CircuitBreaker("env-test"), retry_attempts=1)
-    gen.generate(prompt)
-    assert fake.requests[0].model == "gemini-2.5-pro"
-    with pytest.raises(ValueError):
-        GeminiTextGenerator.from_env({})

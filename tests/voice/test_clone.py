@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
-from shared.audio.codec import decode_to_mono, probe
+from shared.audio.codec import probe
 from tests import samples
 from tests.conftest import read_sse, wait_job
 

@@ -1,3 +1,3 @@
 """Task modules; `celeryconfig.imports` loads this package in every worker."""
 
-from workers.tasks import cleanup, clone, maintenance, system  # noqa: F401
+from workers.tasks import cleanup, clone, maintenance, perform, system  # noqa: F401

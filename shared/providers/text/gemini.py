@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -173,21 +171,6 @@ class GeminiTextGenerator:
         self.breaker = breaker or circuit_breaker(PROVIDER)
         self._client: genai.Client | None = None
         self._client_lock = threading.Lock()
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GeminiTextGenerator:
-        """GEMINI_API_KEY, GEMINI_MODEL, GEMINI_BASE_URL (the names `shared.config.Settings`
-        uses), plus GEMINI_TIMEOUT_S and GEMINI_RETRY_ATTEMPTS."""
-        env = os.environ if environ is None else environ
-        key = env.get("GEMINI_API_KEY") or ""
-        kw: dict[str, Any] = {"model": env.get("GEMINI_MODEL") or DEFAULT_MODEL,
-                              "base_url": env.get("GEMINI_BASE_URL") or None}
-        if env.get("GEMINI_TIMEOUT_S"):
-            kw["timeout_s"] = float(env["GEMINI_TIMEOUT_S"])
-        if env.get("GEMINI_RETRY_ATTEMPTS"):
-            kw["retry_attempts"] = int(env["GEMINI_RETRY_ATTEMPTS"])
-        kw.update(overrides)
-        return cls(key, **kw)
 
     def __repr__(self) -> str:  # never the key
         return f"GeminiTextGenerator(model={self.model!r}, base_url={self.base_url!r})"

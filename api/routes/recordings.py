@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api.deps import CurrentUser, Db
+from shared import storage
+from shared.recordings import service
+
+router = APIRouter(prefix="/recordings", tags=["recordings"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 256 * 1024
+
+
+@router.get("")
+def list_recordings(user: CurrentUser, db: Db, limit: int = Query(20, ge=1, le=100),
+                    cursor: str | None = Query(None, max_length=200)) -> dict:
+    """Your voice notes, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    return service.list_page(db, str(user["_id"]), limit, cursor)
+
+
+@router.get("/{recording_id}")
+def get_recording(recording_id: str, user: CurrentUser, db: Db) -> dict:
+    return service.public(service.get_owned(db, str(user["_id"]), recording_id))
+
+
+@router.get("/{recording_id}/audio", response_class=Response,
+            responses={200: {"content": {"audio/mpeg": {}}}, 206: {"description": "Partial content (Range)"},
+                       416: {"description": "Range not satisfiable"}})
+def recording_audio(recording_id: str, request: Request, user: CurrentUser, db: Db):
+    """The MP3. Supports `Range: bytes=start-end` so players can seek."""
+    doc = service.get_owned(db, str(user["_id"]), recording_id)
+    grid_out = storage.open_stream(db, storage.RECORDINGS, doc["file_id"])
+    size = grid_out.length
+    headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'inline; filename="{recording_id}.mp3"',
+               "Cache-Control": "private, max-age=3600"}
+    start, end = 0, size - 1
+    status = 200
+    range_header = request.headers.get("range")
+    if range_header:
+        match = _RANGE.match(range_header.strip())
+        if match and (match.group(1) or match.group(2)):
+            first, last = match.group(1), match.group(2)
+            if first:
+                start, end = int(first), min(int(last), size - 1) if last else size - 1
+            else:  # suffix range: the last N bytes
+                start, end = max(0, size - int(last)), size - 1
+            if start >= size or start > end:
+                grid_out.close()
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", **headers})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        # a malformed or multi-range header is ignored: the whole file is sent (RFC 9110 allows it)
+    headers["Content-Length"] = str(end - start + 1)
+    grid_out.seek(start)
+
+    def body():
+        remaining = end - start + 1
+        try:
+            while remaining > 0:
+                chunk = grid_out.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            grid_out.close()
+
+    return StreamingResponse(body(), status_code=status, media_type="audio/mpeg", headers=headers)
+
+
+@router.delete("/{recording_id}", status_code=204)
+def delete_recording(recording_id: str, user: CurrentUser, db: Db) -> Response:
+    service.delete(db, str(user["_id"]), recording_id)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Recordings: finished voice notes (MP3 in GridFS, metadata in `recordings`)."""
