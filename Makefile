@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-stamp
 run: install  ## the whole stack in the foreground (Ctrl-C stops it)
 	$(BIN)/newvisions dev up
 
+demo: install  ## a whole user journey; writes a voice note under ./out/
+	$(BIN)/newvisions demo $(if $(SAMPLE),--sample $(SAMPLE),)
+
 test: install  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

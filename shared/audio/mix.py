@@ -71,10 +71,11 @@ def join_chunks(chunks: list[np.ndarray], sr: int, crossfade_ms: float = 10.0, *
 
 
 def _shape_bed(noise: np.ndarray, sr: int) -> np.ndarray:
-    """Brown-ish colouring: leaky integrator (-6 dB/octave above 20 Hz, no DC drift, unlike a
-    true integrator), 40 Hz high-pass (sub-bass phones cannot play but that eats headroom and
-    loudness), 3 kHz gentle low-pass (a fan's soft whoosh, without hiss)."""
-    leak = math.exp(-2.0 * math.pi * 20.0 / sr)
+    """Brown-ish colouring: leaky integrator (-6 dB/octave above 50 Hz and flat below, so no
+    DC drift and no sub-bass build-up, unlike a true integrator), 40 Hz high-pass (rumble that
+    phones cannot play but that eats headroom), 3 kHz gentle low-pass (a fan's soft whoosh,
+    without hiss)."""
+    leak = math.exp(-2.0 * math.pi * 50.0 / sr)
     integrator = np.array([[1.0, 0.0, 0.0, 1.0, -leak, 0.0]])
     highpass = signal.butter(2, 40.0, btype="highpass", fs=sr, output="sos")
     lowpass = signal.butter(2, 3000.0, btype="lowpass", fs=sr, output="sos")

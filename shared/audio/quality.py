@@ -37,7 +37,7 @@ class QualityReport:
         out: dict[str, Any] = {}
         for key, value in asdict(self).items():
             if isinstance(value, float):
-                value = None if not math.isfinite(value) else round(value, 4 if "ratio" in key else 2)
+                value = None if not math.isfinite(value) else round(value, 4 if key.endswith("_ratio") else 2)
             out[key] = value
         return out
 

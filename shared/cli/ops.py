@@ -1,19 +1,16 @@
-"""The `newvisions` command line: the dev stack and admin chores.
+"""Operator commands: the dev stack, database chores, activation codes, roles.
 
-Commands run beside `make run` read `.data/stack.env` (through Settings) so they reach the
+They run beside `make run` and read `.data/stack.env` (through Settings), so they reach the
 same Redis and MongoDB as the running stack.
 """
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
+from shared.cli.app import cli
 from shared.config import get_settings
 
-cli = typer.Typer(help="New Visions: voice notes in your own voice.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
 dev = typer.Typer(help="The local development stack.", no_args_is_help=True)
 codes_cli = typer.Typer(help="Activation codes.", no_args_is_help=True)
 admin_cli = typer.Typer(help="Administration.", no_args_is_help=True)
@@ -81,11 +78,3 @@ def admin_revoke(username: str) -> None:
         typer.echo(f"no user named {username!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{username} is now a regular user")
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
