@@ -11,8 +11,7 @@ import pytest
 from shared.audio.codec import decode_to_mono
 from shared.audio.quality import MAX_SNR_DB, QualityReport, clipping_ratio, snr_db
 from shared.audio.vad import detect_speech
-from tests.audio.helpers import SR, white_noise
-from tests.audio.test_vad import BURSTS, voiced
+from tests.audio.helpers import BURSTS, SR, voiced, white_noise
 
 
 def whole(x: np.ndarray) -> np.ndarray:

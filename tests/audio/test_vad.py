@@ -7,26 +7,7 @@ import pytest
 
 from shared.audio.codec import decode_to_mono
 from shared.audio.vad import audible_span, detect_speech
-from tests.audio.helpers import SR, white_noise
-
-BURSTS = [(1.0, 2.5), (4.0, 4.6), (7.0, 9.0)]
-
-
-def voiced(seconds: float, level_dbfs: float, seed: int) -> np.ndarray:
-    """A speech-like burst: 150 Hz buzz with harmonics, syllable-rate amplitude wobble."""
-    t = np.arange(round(seconds * SR)) / SR
-    buzz = sum(np.sin(2 * np.pi * 150 * k * t + seed) / k for k in range(1, 12))
-    wobble = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t) ** 2
-    x = buzz * wobble
-    return (x / np.sqrt(np.mean(x ** 2)) * 10 ** (level_dbfs / 20)).astype(np.float32)
-
-
-def scene(floor_dbfs: float = -60.0, seconds: float = 10.0) -> np.ndarray:
-    x = white_noise(round(seconds * SR), floor_dbfs, seed=1)
-    for i, (start, end) in enumerate(BURSTS):
-        x[round(start * SR):round(end * SR)] += voiced(end - start, -20.0, seed=i)
-    return x
-
+from tests.audio.helpers import BURSTS, SR, scene, voiced, white_noise
 
 def test_finds_bursts_with_accurate_edges():
     activity = detect_speech(scene(), SR)
