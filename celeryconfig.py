@@ -98,10 +98,15 @@ worker_hijack_root_logger = False
 imports = ("workers.tasks",)
 
 # --- beat: periodic maintenance (exactly one beat process runs) ---
-beat_schedule: dict = {
-    "sweep-due-voice-deletions": {
-        "task": "maintenance.sweep_deletions",
-        "schedule": 30.0,
-        "options": {"queue": "maintenance", "expires": 25},
-    },
+def _every(task: str, seconds: float) -> dict:
+    # expires: a run that could not start before the next one is due is dropped, not stacked
+    return {"task": task, "schedule": seconds, "options": {"queue": "maintenance", "expires": seconds * 0.9}}
+
+
+beat_schedule = {
+    "reconcile-provider-voices": _every("maintenance.reconcile", 300.0),
+    "sweep-due-voice-deletions": _every("maintenance.sweep_deletions", 30.0),
+    "reset-monthly-quotas": _every("maintenance.reset_quotas", 3600.0),
+    "purge-idle-voices": _every("maintenance.purge_idle_voices", 300.0),
+    "refresh-pool-capacity": _every("maintenance.refresh_capacity", 900.0),
 }

@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.database import Database
 
+from api.security import client_ip
+from shared import ratelimit
 from shared.config import Settings
 from shared.errors import AuthRequired, Forbidden, NotFound, TokenInvalid
 from shared.jobs.service import JobStore
@@ -69,3 +71,29 @@ def _admin_user(user: CurrentUser) -> dict[str, Any]:
 
 
 AdminUser = Annotated[dict[str, Any], Depends(_admin_user)]
+
+
+def _client_ip(request: Request, settings: SettingsDep) -> str:
+    return client_ip(request, settings)
+
+
+ClientIP = Annotated[str, Depends(_client_ip)]
+
+
+# Rate limits (shared/ratelimit.py): a parameter of one of these types counts the request and
+# answers 429 RATE_LIMITED with Retry-After when over the limit.
+def _upload_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
+    ratelimit.check_upload(r, settings, str(user["_id"]))
+
+
+def _perform_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
+    ratelimit.check_perform(r, settings, str(user["_id"]))
+
+
+def _register_limit(ip: ClientIP, r: Redis, settings: SettingsDep) -> None:
+    ratelimit.check_register(r, settings, ip)
+
+
+UploadLimit = Annotated[None, Depends(_upload_limit)]
+PerformLimit = Annotated[None, Depends(_perform_limit)]
+RegisterLimit = Annotated[None, Depends(_register_limit)]

@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aredis
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, security
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from api.routes import admin, auth, health, jobs, perform, recordings, users, voice
+from api.routes import admin, auth, health, jobs, metrics, perform, recordings, users, voice
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
@@ -47,15 +47,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Voice notes in your own cloned voice. Errors are `{error, message, action}`.",
         lifespan=lifespan,
+        # no online-validator badge: it would send the spec URL to swagger.io, and the docs CSP
+        # (api/security.py) allows images only from here and FastAPI's site
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, users, voice, perform, recordings, jobs, health, admin):
+    for module in (auth, users, voice, perform, recordings, jobs, health, admin, metrics):
         app.include_router(module.router)
     from shared.errors import SampleTooLarge
 
     app.add_middleware(BodySizeLimitMiddleware, default_limit=JSON_BODY_LIMIT,
                        route_limits={"/user/voice": (settings.sample_max_bytes + UPLOAD_OVERHEAD, SampleTooLarge)})
+    # The last added runs first: request context (id, access log) → security headers → CORS →
+    # body-size limit → routes; so even a 413 or a preflight gets headers and a log line.
+    security.install(app, settings)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -7,6 +7,9 @@ import re
 import time
 import uuid
 
+from starlette.routing import Match
+
+from shared import metrics
 from shared.logs import request_id_var
 
 log = logging.getLogger("api.access")
@@ -37,14 +40,32 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
+            duration_s = time.perf_counter() - started
             log.info("request", extra={
                 "method": scope.get("method"),
                 "path": scope.get("path"),
                 "route": getattr(route, "path", None),
                 "status": status["code"],
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(duration_s * 1000, 2),
             })
+            template = _route_template(scope)
+            if template != "/metrics":  # scrapes would drown the traffic they measure
+                metrics.observe_http(scope.get("method", ""), template, status["code"], duration_s)
             request_id_var.reset(token)
+
+
+def _route_template(scope) -> str:
+    """The matched route's path template (`/jobs/{job_id}`), never the raw path: a label per
+    distinct URL would grow without bound. Requests answered before routing (a 413 from the
+    body-size limit) are matched here; what matches no route at all shares one label."""
+    route = scope.get("route")
+    if route is None and scope.get("app") is not None:
+        for candidate in getattr(scope["app"], "routes", ()):
+            match, _ = candidate.matches(scope)
+            if match != Match.NONE:  # PARTIAL: the path exists but not for this method (405)
+                route = candidate
+                break
+    return getattr(route, "path", None) or metrics.UNMATCHED_ROUTE
 
 
 class BodySizeLimitMiddleware:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 QUEUES = ("clone", "perform", "cleanup", "maintenance")
+#: a rate limit: "<count>/<window>" with the window in s, m or h ("5/1h" = five per hour)
+RATE_SPEC = r"^[1-9][0-9]*/[1-9][0-9]*[smh]$"
 
 
 class Settings(BaseSettings):
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_basic_auth: str = ""  # "user:password"; the dev runner generates one when empty
 
+    # --- metrics (docs/METRICS.md) ---
+    metrics_token: SecretStr = SecretStr("")  # bearer token the API's /metrics requires; empty = open
+    worker_metrics_port: int = Field(0, ge=0, le=65535)  # a worker node's exporter port; 0 = none
+    worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can reach it
+
     # --- providers ---
     voice_provider: Literal["auto", "local", "elevenlabs"] = "auto"
     text_provider: Literal["auto", "local", "gemini"] = "auto"
@@ -98,6 +105,37 @@ class Settings(BaseSettings):
     eleven_labs_pool_capacity: int = Field(10, ge=1)
     eleven_labs_pool_ttl_minutes: int = Field(30, ge=1)
     eleven_labs_pool_eviction_strategy: Literal["lru", "ttl"] = "lru"
+
+    # --- limits and HTTP security (shared/ratelimit.py, api/security.py) ---
+    rate_limit_upload: str = Field("5/1h", pattern=RATE_SPEC)  # voice samples per user
+    upload_cooldown_s: int = Field(60, ge=0, le=24 * 3600)  # no new sample this soon after a clone succeeded
+    rate_limit_perform: str = Field("20/1m", pattern=RATE_SPEC)  # voice notes per user
+    rate_limit_login_ip: str = Field("20/5m", pattern=RATE_SPEC)  # login attempts per client IP
+    rate_limit_login_user: str = Field("5/5m", pattern=RATE_SPEC)  # failed logins per username/email
+    rate_limit_register_ip: str = Field("10/1h", pattern=RATE_SPEC)  # registrations per client IP
+    # proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty =
+    # the socket peer is the client and X-Forwarded-For is ignored (it is trivially forged)
+    trusted_proxies: str = ""
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty = no CORS
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        import ipaddress
+
+        for item in _split(value):
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple:
+        import ipaddress
+
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _split(self.trusted_proxies))
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.rstrip("/") for origin in _split(self.cors_origins)]
 
     @property
     def is_production(self) -> bool:
@@ -140,6 +178,10 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,8 @@ from shared.config import QUEUES
 
 DATA_DIR = Path(".data")
 STACK_ENV = DATA_DIR / "stack.env"
+#: first worker metrics port when WORKER_METRICS_PORT is not set; the queues take 9101-9104
+DEV_WORKER_METRICS_PORT = 9101
 
 
 def free_port() -> int:
@@ -145,6 +147,23 @@ def worker_argv(queues: list[str] | tuple[str, ...], name: str, concurrency: int
             "--without-mingle", "--without-gossip"]
 
 
+def worker_metrics_ports(settings) -> dict[str, int]:
+    """Each queue's worker node gets its own exporter port: WORKER_METRICS_PORT (or 9101 when it
+    is not set at all) plus the queue's index. An explicit 0 turns the exporters off."""
+    base = settings.worker_metrics_port if "worker_metrics_port" in settings.model_fields_set \
+        else DEV_WORKER_METRICS_PORT
+    return {queue: base + i for i, queue in enumerate(QUEUES)} if base else {}
+
+
+def worker_metrics_env(queue: str, ports: dict[str, int]) -> dict[str, str]:
+    """Prefork children write their metrics to files; each worker node needs its own directory
+    (it is wiped when the node starts, which must not touch another node's files)."""
+    if queue not in ports:
+        return {}
+    return {"WORKER_METRICS_PORT": str(ports[queue]),
+            "PROMETHEUS_MULTIPROC_DIR": str((DATA_DIR / "metrics" / queue).resolve())}
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -233,9 +252,11 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             stack.add("api", spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                                     "--port", str(api_port), "--no-access-log"], env=env,
                                    log_path=logs / "api.log"))
+            metrics_ports = worker_metrics_ports(settings)
             for queue in QUEUES:
                 conc = settings.concurrency(queue)
-                stack.add(f"worker:{queue}", spawn(worker_argv([queue], queue, conc), env=env,
+                stack.add(f"worker:{queue}", spawn(worker_argv([queue], queue, conc),
+                                                   env={**env, **worker_metrics_env(queue, metrics_ports)},
                                                    log_path=logs / f"worker-{queue}.log"))
             stack.add("beat", spawn([sys.executable, "-m", "celery", "-A", "workers.app", "beat",
                                      "--schedule", str(DATA_DIR / "celerybeat-schedule"), "--loglevel", "INFO"],
@@ -256,6 +277,9 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             print(f"  Flower   : http://127.0.0.1:{flower_port}  (user '{user}', password "
                   f"{'from FLOWER_BASIC_AUTH' if os.environ.get('FLOWER_BASIC_AUTH') else repr(flower_auth.split(':', 1)[1])})",
                   flush=True)
+            print(f"  Metrics  : {api_url}/metrics", flush=True)
+            for queue, port in metrics_ports.items():
+                print(f"             worker:{queue} http://127.0.0.1:{port}/metrics", flush=True)
             print("  Activation code: .venv/bin/newvisions codes create", flush=True)
             print("Press Ctrl-C to stop.\n", flush=True)
             while True:

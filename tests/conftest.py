@@ -8,6 +8,7 @@ embedded server. Each session uses its own database name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,6 +65,16 @@ def base_env(redis_url, mongo_url) -> dict[str, str]:
         "MONGO_TIMEOUT_MS": "3000",
         # many test users hold voices at once; the pool tests set their own small limits
         "LOCAL_VOICE_LIMIT": "500",
+        "ELEVEN_LABS_POOL_CAPACITY": "500",
+        # every test user comes from 127.0.0.1, some fire 20 performs at once or upload again
+        # right after a clone: the shared stack gets roomy limits and no post-clone cooldown;
+        # tests/security builds its own apps with small ones
+        "RATE_LIMIT_UPLOAD": "1000/1m",
+        "UPLOAD_COOLDOWN_S": "0",
+        "RATE_LIMIT_PERFORM": "1000/1m",
+        "RATE_LIMIT_LOGIN_IP": "10000/1m",
+        "RATE_LIMIT_LOGIN_USER": "1000/1m",
+        "RATE_LIMIT_REGISTER_IP": "10000/1m",
     }
 
 
@@ -110,6 +121,7 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
+        self.metrics_port: int | None = None  # the session worker's exporter (tests/ops)
 
     def start(self, name: str, queues=QUEUES, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
         env = {**self.env, **extra_env}
@@ -147,7 +159,10 @@ def wait_ready(rds_client, queues=QUEUES, timeout_s: float = 60) -> None:
 def workers(base_env, tmp_root, rds, db) -> Iterator[Workers]:
     """One real worker process consuming every queue (prefork, two children)."""
     pool = Workers(process_env(base_env), tmp_root)
-    pool.start("all", QUEUES, concurrency=2)
+    # its prefork children write metrics to files the parent serves (docs/METRICS.md)
+    pool.metrics_port = devstack.free_port()
+    pool.start("all", QUEUES, concurrency=2, WORKER_METRICS_PORT=str(pool.metrics_port),
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_root / "worker-metrics"))
     try:
         wait_ready(rds)
     except RuntimeError:
@@ -244,31 +259,54 @@ class ProviderStack:
                  workers: Workers):
         self.client, self.fake, self.gemini, self.settings = client, fake, gemini, settings
         self.users, self.workers = users, workers
+        self.db = users.db
 
 
-@pytest.fixture(scope="module")
-def eleven_stack(base_env, redis_url, db, tmp_path_factory) -> Iterator[ProviderStack]:
+@contextlib.contextmanager
+def provider_stack(base_env, redis_url, tmp: Path, *, redis_db: int, voice_limit: int = 50,
+                   concurrency: int = 2, **env_overrides: str) -> Iterator[ProviderStack]:
+    """API + one worker for all queues wired to fresh fake ElevenLabs and Gemini servers."""
     from api.main import create_app
     from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+    from tests.fakes.gemini import running_fake_gemini
     from tests.fakes.server import serve
 
-    from tests.fakes.gemini import running_fake_gemini
-
-    fake = FakeElevenLabs(api_key="fake-eleven-key", voice_limit=50)
-    tmp = tmp_path_factory.mktemp("eleven")
+    fake = FakeElevenLabs(api_key="fake-eleven-key", voice_limit=voice_limit)
     with serve(fake_app(fake)) as fake_url, running_fake_gemini("fake-gemini-key") as (gemini, gemini_url):
-        env = {**base_env, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1", "VOICE_PROVIDER": "elevenlabs",
-               "ELEVEN_LABS_API_KEY": "fake-eleven-key", "ELEVEN_LABS_BASE_URL": fake_url,
-               "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": "fake-gemini-key", "GEMINI_BASE_URL": gemini_url,
-               "GEMINI_TIMEOUT_S": "10"}
+        env = {**base_env, "REDIS_URL": redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
+               "VOICE_PROVIDER": "elevenlabs", "ELEVEN_LABS_API_KEY": "fake-eleven-key",
+               "ELEVEN_LABS_BASE_URL": fake_url, "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": "fake-gemini-key",
+               "GEMINI_BASE_URL": gemini_url, "GEMINI_TIMEOUT_S": "10",
+               # its own database: voice slots and users never mix with other stacks'
+               "MONGO_DB": f"{base_env['MONGO_DB']}_s{redis_db}", **env_overrides}
         settings = make_settings(env)
-        pool = Workers(process_env(env), tmp)
-        pool.start("eleven", QUEUES, concurrency=2)
-        try:
-            from shared.stores import redis_client
+        from shared.bootstrap import ensure_indexes
+        from shared.stores import mongo_db, redis_client
 
+        db = mongo_db(settings)
+        ensure_indexes(db)
+        redis_client(settings).flushdb()  # a clean slate for this stack's Redis database
+        pool = Workers(process_env(env), tmp)
+        pool.start(f"stack{redis_db}", QUEUES, concurrency=concurrency)
+        try:
             wait_ready(redis_client(settings))
             with serve(create_app(settings)) as api, httpx.Client(base_url=api, timeout=60) as c:
                 yield ProviderStack(c, fake, gemini, settings, UserFactory(c, db), pool)
         finally:
             pool.stop_all()
+
+
+@pytest.fixture(scope="module")
+def eleven_stack(base_env, redis_url, db, tmp_path_factory) -> Iterator[ProviderStack]:
+    with provider_stack(base_env, redis_url, tmp_path_factory.mktemp("eleven"), redis_db=1) as stack:
+        yield stack
+
+
+def pool_for(settings: Settings, db):
+    """A VoicePool over the configured provider, as a worker builds it (for driving domain
+    functions directly in tests)."""
+    from shared.pool.service import VoicePool
+    from shared.providers.factory import voice_provider
+    from shared.stores import redis_client
+
+    return VoicePool(db, redis_client(settings), voice_provider(settings, db), settings)

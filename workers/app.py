@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_init
+import logging
+import os
 
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
+
+from shared import metrics
 from shared.config import get_settings
 from shared.jobs.celery_app import app
 from shared.logs import configure_logging, job_id_var, request_id_var
 from shared.stores import reset_clients
 
 __all__ = ["app"]
+log = logging.getLogger("workers")
+_exporter = None  # this worker node's metrics HTTP server, in the parent process
 
 
 @setup_logging.connect
@@ -21,6 +36,41 @@ def _logging(**_):
 def _fresh_clients_after_fork(**_):
     # MongoClient and redis pools are not fork-safe: each pool child opens its own.
     reset_clients()
+
+
+@worker_init.connect
+def _fresh_metrics_dir(**_):
+    # In the parent, before the pool forks: the previous run's value files would otherwise be
+    # summed into this run's counters (and dead pids' gauges would linger).
+    metrics.wipe_multiprocess_dir()
+
+
+@worker_ready.connect
+def _serve_metrics(**_):
+    # One exporter per worker node, in the parent, summing every pool child's files; started
+    # once the node consumes, so "exporter up" also means "worker up".
+    global _exporter
+    settings = get_settings()
+    if settings.worker_metrics_port and _exporter is None:
+        try:
+            _exporter = metrics.start_worker_exporter(settings.worker_metrics_port, settings.worker_metrics_host)
+        except OSError as exc:  # port taken: keep consuming, without metrics
+            log.error("worker metrics exporter could not start", extra={
+                "port": settings.worker_metrics_port, "error_type": type(exc).__name__})
+            return
+        log.info("worker metrics exporter listening", extra={
+            "host": settings.worker_metrics_host, "port": settings.worker_metrics_port})
+
+
+@worker_shutdown.connect
+def _stop_metrics(**_):
+    if _exporter is not None:
+        _exporter.shutdown()
+
+
+@worker_process_shutdown.connect
+def _child_metrics_dead(pid=None, **_):
+    metrics.mark_process_dead(pid or os.getpid())
 
 
 @task_prerun.connect

@@ -15,8 +15,10 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from shared import metrics
 from shared.errors import AppError
 from shared.jobs.celery_app import app
+from shared.jobs.model import TASKS
 from shared.stores import STORE_DOWN_ERRORS
 from workers import runtime
 
@@ -32,25 +34,33 @@ class JobTimedOut(AppError):
 
 
 def job_task(name: str, *, max_store_retries: int = 10):
+    # the job kind, for metric labels: known from the task name, before the job is even loaded
+    kind = next((k for k, (task_name, _) in TASKS.items() if task_name == name), name)
+
     def decorate(body: Callable[[dict[str, Any], Progress], dict[str, Any]]):
         @app.task(name=name, bind=True, max_retries=max_store_retries, ignore_result=True)
         @functools.wraps(body)
         def run(self, job_id: str) -> None:
+            timer = metrics.JobTimer(kind)
             try:
                 jobs = runtime.jobs()
                 job = jobs.start(job_id)
                 if job is None:
                     log.info("job already finished; redelivery ignored")
                     return
+                timer.start()
 
                 def progress(stage: str, fraction: float | None = None) -> None:
+                    timer.stage(stage)
                     jobs.stage(job_id, stage, fraction)
 
                 result = body(job, progress)
                 jobs.succeed(job_id, result)
+                timer.finish()
             except AppError as exc:
                 log.info("job failed", extra={"error": exc.code, "reason": exc.message})
                 runtime.jobs().fail(job_id, exc)
+                timer.finish(exc.code)
             except STORE_DOWN_ERRORS as exc:
                 # Redis or MongoDB is away: retry the whole (idempotent) task later.
                 delay = min(60, 2 ** self.request.retries)
@@ -59,9 +69,13 @@ def job_task(name: str, *, max_store_retries: int = 10):
                 raise self.retry(exc=exc, countdown=delay)
             except SoftTimeLimitExceeded:
                 runtime.jobs().fail(job_id, JobTimedOut("The job took too long and was stopped."))
+                timer.finish(JobTimedOut.code)
             except Exception:
                 log.exception("job crashed")
                 runtime.jobs().fail(job_id, AppError("The job failed unexpectedly."))
+                timer.finish(AppError.code)
+            finally:
+                timer.close()  # a run retried (store down) ends without an outcome
 
         return run
 

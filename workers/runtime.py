@@ -24,3 +24,14 @@ def redis():
 def jobs() -> JobStore:
     s = get_settings()
     return JobStore(mongo_db(s), redis_client(s), s.job_status_ttl_s, broker_url=s.redis_url)
+
+
+def pool():
+    """The voice pool over the configured provider; failed eviction deletes go to `cleanup`."""
+    from shared.jobs.celery_app import app
+    from shared.pool.service import VoicePool
+    from shared.providers.factory import voice_provider
+
+    s, d = get_settings(), db()
+    return VoicePool(d, redis(), voice_provider(s, d), s, enqueue_delete=lambda record_id: app.send_task(
+        "cleanup.delete_voice", args=[record_id], queue="cleanup"))

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentUser, Db, Jobs
+from api.deps import CurrentUser, Db, Jobs, PerformLimit
 from api.responses import accepted
 from shared.perform.routines import list_routines, normalize_language
 from shared.perform.service import submit_perform
@@ -34,8 +34,9 @@ def routines(language: str | None = Query(None, description="english or spanish"
 @router.post("/perform", status_code=202, responses={
     202: {"description": "Accepted: `{job_id, status_url, events_url, job, quota}`"},
     402: {"description": "QUOTA_EXCEEDED"}, 409: {"description": "VOICE_CLONE_REQUIRED"},
-    422: {"description": "VALIDATION_ERROR (unknown routine, bad topic, reused Idempotency-Key)"}})
-def perform(body: PerformRequest, request: Request, user: CurrentUser, db: Db, jobs: Jobs,
+    422: {"description": "VALIDATION_ERROR (unknown routine, bad topic, reused Idempotency-Key)"},
+    429: {"description": "RATE_LIMITED (voice notes per user)"}})
+def perform(body: PerformRequest, request: Request, user: CurrentUser, _limit: PerformLimit, db: Db, jobs: Jobs,
             idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Write and speak a voice note in your voice. Send an `Idempotency-Key` header to make
     retries safe: the same key and body return the same job."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from api.deps import CurrentUser, Db, Jobs, SettingsDep
+from api.deps import CurrentUser, Db, Jobs, SettingsDep, UploadLimit
 from api.responses import accepted
 from shared.errors import NotFound, SampleTooLarge
 from shared import storage
@@ -22,9 +22,10 @@ def _read_bounded(file: UploadFile, limit: int) -> bytes:
 @router.post("", status_code=202, responses={
     202: {"description": "Accepted: `{job_id, status_url, events_url, job}`"},
     409: {"description": "CLONE_IN_PROGRESS"}, 413: {"description": "SAMPLE_TOO_LARGE"},
-    422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"}})
-def upload_sample(request: Request, file: UploadFile, user: CurrentUser, db: Db, jobs: Jobs,
-                  settings: SettingsDep):
+    422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"},
+    429: {"description": "RATE_LIMITED (uploads per user, or too soon after a clone)"}})
+def upload_sample(request: Request, file: UploadFile, user: CurrentUser, _limit: UploadLimit, db: Db,
+                  jobs: Jobs, settings: SettingsDep):
     """Upload a voice sample (30 s – 3 min; mp3, wav, m4a, ogg, webm or flac). A clone job
     cleans it and creates your voice; follow it at `events_url`. Oversized bodies are refused
     before they are read (BodySizeLimitMiddleware); the file itself is checked here."""

@@ -48,21 +48,22 @@ TRUNCATION_TOLERANCE = 0.9
 
 @dataclass(frozen=True)
 class SampleRules:
-    """Bounds for a clone sample. Defaults follow the voice provider's guidance.
+    """Bounds for a clone sample. Loudness defaults sit inside the voice provider's guidance
+    (-23..-18 LUFS, peaks under -3 dB); durations are the product's rules.
 
     sample_rate 44100: the MP3 we upload is 44.1 kHz, and a clone learns the whole band; a
     22/24 kHz working rate would throw away the 11-20 kHz sibilance and breath that make a
-    voice recognisable. Every stage is vectorised, so the rate costs little (the LAME encoder
-    dominates, and it would resample anyway).
+    voice recognisable. Every DSP stage is vectorised (about 0.1 s per minute of audio at
+    44.1 kHz); the time goes to the MP3 encoder and to starting ffmpeg, not to the rate.
 
     min_loudness_lufs -50: speech quieter than that needs more than 30 dB of gain to reach the
     target, which lifts the recording's own hiss and 16-bit quantisation noise (about -98 dBFS)
     to an audible -68 dBFS; in practice it means a muted or distant microphone.
 
     max_clipping_ratio 1 %: share of speech samples piled up within 1 dB of the recording's
-    peak (see quality.clipping_ratio). Clean speech scores ~0.001 %, the fixture with +10 dB of
-    clipping ~0.8 %, with +20 dB ~12 %: past 1 % the distortion is plainly audible and the clone
-    would learn it.
+    peak (see quality.clipping_ratio). Clean speech scores under 0.01 %, the fixture driven
+    +10 dB into clipping ~0.8 %, +20 dB 13-14 % (as PCM or re-encoded): past 1 % the distortion
+    is plainly audible and the clone would learn it.
 
     min_snr_db 15: speech power over the noise floor. Below ~15 dB the background is as present
     as a quiet voice, and clones reproduce it as a hiss or hum under every note.
@@ -84,8 +85,8 @@ class SampleRules:
 @dataclass(frozen=True)
 class CleanedSample:
     mp3: bytes
-    #: hex SHA-256 of the normalised PCM exactly as handed to the MP3 encoder (16-bit
-    #: little-endian mono at rules.sample_rate). The pipeline is deterministic, so the same
+    #: hex SHA-256 of the normalised PCM quantised to 16-bit little-endian mono at
+    #: rules.sample_rate: what the MP3 encodes. The pipeline is deterministic, so the same
     #: upload always hashes the same; hashing PCM rather than MP3 bytes keeps the hash stable
     #: across encoder upgrades and MP3 settings, which change bytes but not the voice.
     sha256: str
@@ -95,7 +96,16 @@ class CleanedSample:
 
 def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
                  on_stage: Callable[[str], None] | None = None) -> CleanedSample:
-    """Validate and clean an uploaded voice sample; raise a sample error if it cannot be used."""
+    """Validate and clean an uploaded voice sample; raise a sample error if it cannot be used.
+
+    `on_stage` is called with "decoding", "normalizing", "checking" as each starts ("checking"
+    covers the rules and the final MP3 encode). Errors:
+
+    * SampleUnsupported: not audio we read, empty, or cut off before `min_total_s`;
+    * SampleTooLong: over `max_total_s` decoded (decoding stops just past the bound, so there is
+      no report: it would describe a prefix);
+    * SampleTooShort, SampleTooQuiet, SampleClipped: with `details["report"]`.
+    """
     stage = on_stage or (lambda _name: None)
     sr = rules.sample_rate
 
@@ -110,7 +120,7 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     normalized = normalize_loudness(edited, sr, rules.target_lufs, rules.true_peak_dbtp)
 
     stage("checking")
-    report = _report(samples, edited, activity, normalized, info, rules)
+    report = _report(samples, activity, normalized, info, rules)
     _check_quality(report, edited, rules)
     pcm16 = to_pcm16(normalized.samples)
     return CleanedSample(
@@ -155,12 +165,12 @@ def _condense(samples: np.ndarray, activity: SpeechActivity, rules: SampleRules)
     return apply_fades(edited, fade, fade)
 
 
-def _report(samples: np.ndarray, edited: np.ndarray, activity: SpeechActivity, normalized: Normalized,
-            info: AudioInfo, rules: SampleRules) -> QualityReport:
+def _report(samples: np.ndarray, activity: SpeechActivity, normalized: Normalized, info: AudioInfo,
+            rules: SampleRules) -> QualityReport:
     sr = rules.sample_rate
     duration = len(samples) / sr
     speech_s = activity.speech_seconds(SPEECH_HANGOVER_S)
-    spans = activity.padded_regions(0.0, SPEECH_HANGOVER_S, len(samples))
+    spans = activity.padded_regions(0.0, SPEECH_HANGOVER_S)
     peak = normalized.true_peak_dbtp
     return QualityReport(
         duration_before_s=duration,
@@ -192,7 +202,7 @@ def _check_quality(report: QualityReport, edited: np.ndarray, rules: SampleRules
     if report.clipping_ratio > rules.max_clipping_ratio:
         raise SampleClipped(
             f"{report.clipping_ratio:.1%} of the speech is clipped (flattened at the recording's "
-            f"maximum level); at most {rules.max_clipping_ratio:.0%} is acceptable.", details=details)
+            f"maximum level); at most {100 * rules.max_clipping_ratio:g}% is acceptable.", details=details)
     if report.snr_db < rules.min_snr_db:
         raise SampleTooQuiet(
             f"The voice is only {report.snr_db:.1f} dB above the background noise; at least "

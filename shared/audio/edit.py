@@ -42,7 +42,7 @@ def splice(pieces: Sequence[np.ndarray], overlap: int) -> np.ndarray:
     pieces = [np.asarray(p, dtype=np.float32) for p in pieces if len(p)]
     if not pieces:
         return np.zeros(0, dtype=np.float32)
-    overlaps = [min(overlap, len(a) // 2, len(b) // 2) for a, b in zip(pieces, pieces[1:])]
+    overlaps = [min(overlap, len(a) // 2, len(b) // 2) for a, b in zip(pieces, pieces[1:], strict=False)]
     total = sum(len(p) for p in pieces) - sum(overlaps)
     out = np.zeros(total, dtype=np.float32)
     pos = 0
@@ -79,7 +79,7 @@ def keep_spans(regions: np.ndarray, n_samples: int, sample_rate: int, *, max_pau
     gaps_start, gaps_end = regions[:-1, 1], regions[1:, 0]
     long_gap = (gaps_end - gaps_start) > 2 * half
     spans, cursor = [], start
-    for gap_start, gap_end in zip(gaps_start[long_gap], gaps_end[long_gap]):
+    for gap_start, gap_end in zip(gaps_start[long_gap], gaps_end[long_gap], strict=True):
         spans.append((cursor, int(gap_start) + half))
         cursor = int(gap_end) - half
     spans.append((cursor, end))

@@ -26,6 +26,7 @@ from shared.audio.edit import apply_fades, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import normalize_loudness
 from shared.audio.vad import audible_span
+from shared.errors import SampleUnsupported
 
 BED_MIN_DB = -40.0
 BED_MAX_DB = -12.0
@@ -51,23 +52,24 @@ def join_chunks(chunks: list[np.ndarray], sr: int, crossfade_ms: float = 10.0, *
                 pause_ms: float = SENTENCE_PAUSE_MS) -> np.ndarray:
     """Join synthesized sentence chunks into one voice track without clicks.
 
-    Each chunk is trimmed lightly to its audible part (keeping 30 ms around it, so soft onsets
-    and decays survive; TTS padding varies from 0 to ~1 s and would make the rhythm uneven) and
-    gets `crossfade_ms` raised-sine fades at both ends. Chunks are then separated by `pause_ms`
-    of silence, a sentence break; with `pause_ms=0` they overlap instead by an equal-power
-    crossfade of `crossfade_ms`. Silent chunks are dropped."""
+    Each chunk is trimmed lightly to its audible part, keeping 30 ms around it so soft onsets
+    and decays survive (TTS padding varies from none to ~1 s and would make the rhythm uneven).
+    Chunks are then separated by `pause_ms` of silence, a sentence break, each faded in and out
+    over `crossfade_ms`; with `pause_ms=0` they overlap instead by an equal-power crossfade of
+    `crossfade_ms`. The ends of the track get the same short fades. Silent chunks are dropped."""
     fade = max(1, round(crossfade_ms * 1e-3 * sr))
     pieces = []
     for chunk in chunks:
         start, end = audible_span(chunk, sr)
         if end > start:
-            pieces.append(apply_fades(chunk[start:end], fade, fade))
+            pieces.append(chunk[start:end])
     if not pieces:
         return np.zeros(0, dtype=np.float32)
     if pause_ms <= 0:
-        return splice(pieces, fade)
+        return apply_fades(splice(pieces, fade), fade, fade)
     gap = np.zeros(round(pause_ms * 1e-3 * sr), dtype=np.float32)
-    return np.concatenate([part for piece in pieces for part in (gap, piece)][1:])
+    faded = [apply_fades(piece, fade, fade) for piece in pieces]
+    return np.concatenate([part for piece in faded for part in (gap, piece)][1:])
 
 
 def _shape_bed(noise: np.ndarray, sr: int) -> np.ndarray:
@@ -166,12 +168,15 @@ def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, backgrou
                 sample_rate: int = 44100, bitrate_kbps: int = 128) -> RenderedNote:
     """Decode, join, mix, normalise and encode a voice note (MP3, mono, `sample_rate`).
 
-    Raises ValueError when there is nothing audible to render (no chunks, or only silence):
-    a provider fault, not something to ship to a listener."""
+    Raises ValueError when there is nothing usable to render (no chunks, undecodable chunks,
+    only silence): a provider fault, not something to ship to a listener."""
     if not voice_chunks_mp3:
         raise ValueError("no voice chunks to render")
     bed_level_db(background_volume)  # validate before any work
-    chunks = decode_many_to_mono(voice_chunks_mp3, sample_rate, max_seconds=MAX_CHUNK_S)
+    try:
+        chunks = decode_many_to_mono(voice_chunks_mp3, sample_rate, max_seconds=MAX_CHUNK_S)
+    except SampleUnsupported as exc:  # provider output, not a user upload: not a sample error
+        raise ValueError(f"the voice chunks could not be decoded ({exc.message})") from exc
     voice = join_chunks(chunks, sample_rate)
     if len(voice) == 0:
         raise ValueError("the voice chunks are silent")

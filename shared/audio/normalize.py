@@ -3,8 +3,11 @@
 Policy: the gain that reaches the loudness target is applied to the whole signal, then the few
 transients whose true peak would cross the ceiling are pulled down by a look-ahead peak limiter.
 The alternative, lowering the whole gain until the loudest transient fits, routinely misses the
-target by 3-6 LU on speech (crest factor ~18-22 dB), which the voice provider and listeners would
-hear as "too quiet"; a limiter working on a handful of 1-2 ms peaks is inaudible on speech.
+target by 3-6 LU on speech (peak-to-loudness ratio ~18-22 dB against the 14.5-17 dB the targets
+leave), which the voice provider and listeners would hear as "too quiet". The limiter only
+touches plosives and stressed syllables: on the voice fixture at -20 LUFS / -3 dBTP it takes
+more than 1 dB off for 0.4 s of 49 s (4.2 dB at most); at -16 LUFS / -1.5 dBTP for 2.2 s
+(6.7 dB at most), the kind of peak control any spoken-word master gets.
 
 The limiter is offline and vectorised:
 
@@ -55,6 +58,8 @@ class Normalized:
     limited_db: float  # deepest gain reduction the limiter applied (0 when it never acted)
 
 
+#: half the length of the true-peak interpolator (12 taps)
+_TRUE_PEAK_HALF_TAPS = 6
 #: the attack/release curves are computed only this many time constants around each peak;
 #: e^-12 of even a 20 dB reduction is under 0.0002 dB
 _SUPPORT_TAUS = 12.0
@@ -97,8 +102,9 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling: float,
         return idx, np.empty(0, dtype=np.float32), 0.0
     n = len(samples)
     reduction = 20.0 * np.log10(env / ceiling)
-    # every sample feeding an inter-sample peak (half the interpolator) gets the full reduction
-    half = 6
+    # every sample feeding an inter-sample peak gets its full reduction, so the interpolated
+    # value is scaled as a whole and not by a gain that is still moving
+    half = _TRUE_PEAK_HALF_TAPS
     spread_idx = np.clip((idx[None, :] + np.arange(-half, half + 1)[:, None]).ravel(), 0, n - 1)
     peaks, inverse = np.unique(spread_idx, return_inverse=True)
     peak_reduction = np.zeros(len(peaks))

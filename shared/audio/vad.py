@@ -55,19 +55,20 @@ class SpeechActivity:
     """Result of `detect_speech`. Frame arrays are indexed by hop; regions are in samples."""
 
     sample_rate: int
+    n_samples: int
     hop: int
     frame_db: np.ndarray  # frame energy, dBFS (high-passed)
     floor_db: np.ndarray  # tracked noise floor, dBFS
     speech: np.ndarray  # bool per frame
     regions: np.ndarray  # (k, 2) int64 [start, end) sample ranges of speech, in time order
 
-    def padded_regions(self, before_s: float, after_s: float, n_samples: int) -> np.ndarray:
+    def padded_regions(self, before_s: float, after_s: float) -> np.ndarray:
         """Regions widened by `before_s` / `after_s` (clamped to the signal) and merged where
-        they overlap: the stretches an editor must keep so word edges survive."""
+        they overlap: the stretches to keep so word edges survive."""
         if len(self.regions) == 0:
             return self.regions
         starts = np.maximum(self.regions[:, 0] - round(before_s * self.sample_rate), 0)
-        ends = np.minimum(self.regions[:, 1] + round(after_s * self.sample_rate), n_samples)
+        ends = np.minimum(self.regions[:, 1] + round(after_s * self.sample_rate), self.n_samples)
         # merge: a new run starts where the start passes every end seen so far
         new_run = np.concatenate(([True], starts[1:] > np.maximum.accumulate(ends)[:-1]))
         run_id = np.cumsum(new_run) - 1
@@ -77,10 +78,7 @@ class SpeechActivity:
 
     def speech_seconds(self, hangover_s: float) -> float:
         """Active speech time, counting `hangover_s` after each region as ITU-T P.56 does."""
-        if len(self.regions) == 0:
-            return 0.0
-        total = int(self.regions[-1, 1]) + round(hangover_s * self.sample_rate)
-        spans = self.padded_regions(0.0, hangover_s, total)
+        spans = self.padded_regions(0.0, hangover_s)
         return float((spans[:, 1] - spans[:, 0]).sum()) / self.sample_rate
 
 
@@ -120,7 +118,7 @@ def detect_speech(samples: np.ndarray, sample_rate: int, config: VadConfig = Vad
     frame_db, hop = frame_energy_db(filtered, sample_rate, cfg.frame_ms, cfg.hop_ms)
     empty = np.zeros((0, 2), dtype=np.int64)
     if frame_db.size == 0:
-        return SpeechActivity(sample_rate, hop, frame_db, frame_db.copy(), np.zeros(0, bool), empty)
+        return SpeechActivity(sample_rate, len(samples), hop, frame_db, frame_db.copy(), np.zeros(0, bool), empty)
 
     frames_per_s = 1000.0 / cfg.hop_ms
     window = max(3, int(cfg.floor_window_s * frames_per_s))
@@ -148,16 +146,19 @@ def detect_speech(samples: np.ndarray, sample_rate: int, config: VadConfig = Vad
         touches_high = high_csum[candidates[:, 1]] > high_csum[candidates[:, 0]]
         long_enough = (candidates[:, 1] - candidates[:, 0]) * cfg.hop_ms >= cfg.min_burst_ms
         candidates = candidates[touches_high & long_enough]
-    speech = np.zeros(len(frame_db), dtype=bool)
-    for start, end in candidates:  # one iteration per region (tens), not per frame
-        speech[start:end] = True
+    # runs are separated by at least one frame, so no index is both a start and an end
+    marks = np.zeros(len(frame_db) + 1, dtype=np.int8)
+    marks[candidates[:, 0]] = 1
+    marks[candidates[:, 1]] = -1
+    speech = np.cumsum(marks[:-1]) > 0
 
     frame_len = max(1, round(cfg.frame_ms / cfg.hop_ms)) * hop
     regions = candidates.astype(np.int64) * hop
     if len(regions):
         # a frame starting at i*hop spans a full frame length; end at the last active frame's end
         regions[:, 1] = np.minimum((candidates[:, 1] - 1) * hop + frame_len, len(samples))
-    return SpeechActivity(sample_rate, hop, frame_db, floor, speech, regions if len(regions) else empty)
+    return SpeechActivity(sample_rate, len(samples), hop, frame_db, floor, speech,
+                          regions if len(regions) else empty)
 
 
 def audible_span(samples: np.ndarray, sample_rate: int, below_peak_db: float = 45.0,

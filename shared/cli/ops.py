@@ -78,3 +78,19 @@ def admin_revoke(username: str) -> None:
         typer.echo(f"no user named {username!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{username} is now a regular user")
+
+
+@cli.command()
+def reconcile() -> None:
+    """Reconcile the provider's voices with our records now, and print what changed."""
+    import json
+
+    from shared.pool.maintenance import reconcile as run
+    from shared.pool.service import VoicePool
+    from shared.providers.factory import voice_provider
+    from shared.stores import redis_client
+
+    settings = get_settings()
+    db = _db()
+    report = run(VoicePool(db, redis_client(settings), voice_provider(settings, db), settings))
+    typer.echo(json.dumps(report, indent=2, default=str))

@@ -14,6 +14,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "clone": ("clone.run", "clone"),
     "perform": ("perform.run", "perform"),
     "diagnostic": ("maintenance.diagnostic", "maintenance"),
+    "reconcile": ("maintenance.reconcile_job", "maintenance"),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from shared import metrics
 from shared.audio.mix import render_note
 from shared.config import Settings
 from shared.errors import ProviderUnavailable, VoiceCloneRequired
@@ -35,7 +36,7 @@ from shared.quota.costs import effective_chars
 from shared.recordings import service as recordings
 from shared.stores import STORE_DOWN_ERRORS
 from shared.users.service import read_settings
-from shared.voices.warm import acquire_voice, mark_missing
+from shared.pool.service import VoicePool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float | None], None]
@@ -88,6 +89,7 @@ class PerformDeps:
     generator: TextGenerator
     fallback: TextGenerator
     settings: Settings
+    pool: VoicePool
 
 
 def run_perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict[str, Any]:
@@ -122,22 +124,25 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
                            provider=provider.name)
 
     progress("acquiring_voice", 0.4)
-    voice_id, rewarmed = acquire_voice(db, provider, user, job["_id"])
-    if rewarmed:
-        progress("acquiring_voice", 0.45)
-
-    progress("synthesizing", 0.5)
     chunks = split_for_synthesis(text, settings.synthesis_chunk_chars)
     voice_settings = voice_settings_for(prefs, routine)
+    pool = deps.pool
+    lease = pool.acquire(user, job["_id"])
     try:
-        audio, provider_cost = _speak(provider, chunks, voice_id, voice_settings)
-    except VoiceNotFoundError:
-        # Evicted or deleted behind our back: re-create from the stored sample, once.
-        mark_missing(db, user, voice_id)
-        progress("acquiring_voice", 0.55)
-        voice_id, rewarmed = acquire_voice(db, provider, user, job["_id"] + ":retry")
-        progress("synthesizing", 0.6)
-        audio, provider_cost = _speak(provider, chunks, voice_id, voice_settings)
+        progress("synthesizing", 0.5)
+        try:
+            audio, provider_cost = _speak(provider, chunks, lease.voice_id, voice_settings)
+        except VoiceNotFoundError:
+            # Evicted or deleted behind our back: re-create from the stored sample, once.
+            pool.release(lease)
+            pool.voice_lost(lease.voice_id)
+            progress("acquiring_voice", 0.55)
+            lease = pool.acquire(user, job["_id"] + ":retry")
+            progress("synthesizing", 0.6)
+            audio, provider_cost = _speak(provider, chunks, lease.voice_id, voice_settings)
+    finally:
+        pool.release(lease)
+    voice_id, rewarmed = lease.voice_id, lease.rewarmed
     quota.record_provider_cost(db, job["_id"], provider_cost)
 
     progress("mixing", 0.8)
@@ -159,7 +164,8 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         "model": provider.model_id, "provider": provider.name, "text_provider": note["provider"],
         "text_model": note["model"]})
     db["users"].update_one({"_id": user["_id"]}, {"$set": {"last_perform_at": now()}})
-    db["voices"].update_one({"voice_id": voice_id, "state": "ready"}, {"$set": {"last_used_at": now()}})
+    # counted once the note is delivered, so it matches what the quota keeps charged
+    metrics.chars_generated(raw, effective)
     return {
         "recording_id": str(recording["_id"]),
         "audio_url": f"/recordings/{recording['_id']}/audio",

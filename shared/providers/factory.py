@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from pymongo.database import Database
 
+from shared import metrics
 from shared.config import Settings
+from shared.providers.errors import ProviderError
+from shared.providers.resilience import CircuitOpenError
 from shared.providers.voice.base import VoiceProvider
 
 _lock = threading.Lock()
@@ -31,6 +35,7 @@ def _build_voice(settings: Settings, db: Database, kind: str) -> VoiceProvider:
             api_key=settings.eleven_labs_api_key.get_secret_value(),
             base_url=settings.eleven_labs_base_url,
             model_id=settings.eleven_labs_model,
+            on_call=metrics.provider_call_hook(ElevenLabsVoiceProvider.name),
         )
     from shared.providers.voice.local import LocalVoiceProvider
 
@@ -55,10 +60,38 @@ def text_generator(settings: Settings):
             api_key = settings.gemini_api_key.get_secret_value()
             if not api_key:
                 raise RuntimeError("TEXT_PROVIDER=gemini needs GEMINI_API_KEY")
-            generator = _text[key] = GeminiTextGenerator(
+            generator = _text[key] = MeteredTextGenerator(GeminiTextGenerator(
                 api_key, model=settings.gemini_model, base_url=settings.gemini_base_url or None,
-                timeout_s=settings.gemini_timeout_s)
+                timeout_s=settings.gemini_timeout_s))
         return generator
+
+
+class MeteredTextGenerator:
+    """Records each `generate` in provider_calls_total / provider_call_duration_seconds, since
+    the Gemini adapter has no on_call hook. One logical call each: the SDK retries inside it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.model = inner.name, inner.model
+
+    def generate(self, prompt):
+        started = time.monotonic()
+        outcome = "error"  # anything that is not a ProviderError: a bug, reported as such
+        try:
+            result = self.inner.generate(prompt)
+            outcome = "ok"
+            return result
+        except CircuitOpenError:
+            outcome = "circuit_open"  # the same word the ElevenLabs adapter reports
+            raise
+        except ProviderError as exc:
+            outcome = exc.provider_code or (f"http_{exc.http_status}" if exc.http_status else exc.code)
+            raise
+        finally:
+            metrics.provider_call(self.name, "generate", outcome, time.monotonic() - started)
+
+    def __getattr__(self, attr: str):
+        return getattr(self.inner, attr)
 
 
 def fallback_text_generator():

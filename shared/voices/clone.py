@@ -26,9 +26,10 @@ from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
 from shared.jobs.service import JobStore, now
 from shared.providers.voice.base import VoiceProvider
-from shared import storage
+from shared import metrics, ratelimit, storage
+from shared.stores import redis_client
 from shared.voices import records
-from shared.voices.remote import ensure_remote_voice
+from shared.pool.service import VoicePool
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class CloneDeps:
     db: Database
     provider: VoiceProvider
     settings: Settings
+    pool: VoicePool
 
 
 def run_clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str, Any]:
@@ -111,13 +113,18 @@ def run_clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[
         result = _clone(job, deps, progress)
     except AppError as exc:
         _record_failure(db, user_oid, job, exc)
+        if exc.code.startswith("SAMPLE_"):  # the sample's fault; provider or store failures are not rejections
+            metrics.clone_rejected(exc.code)
         raise
+    # Marked before the slot is released, so no upload slips in between: the API refuses
+    # new samples for UPLOAD_COOLDOWN_S from this mark (shared/ratelimit.py).
+    ratelimit.record_clone_success(redis_client(deps.settings), job["user_id"])
     _release_clone(db, user_oid, job["_id"])
     return result
 
 
 def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str, Any]:
-    db, provider = deps.db, deps.provider
+    db = deps.db
     user_id = job["user_id"]
     payload = job["payload"]
     stage_progress = {"decoding": 0.1, "normalizing": 0.3, "checking": 0.5}
@@ -137,9 +144,7 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
                 "sample_sha256": cleaned.sha256}
 
     progress("uploading", 0.6)
-    record, fresh = records.begin_creation(db, provider=provider.name, user_id=user_id,
-                                           sha256=cleaned.sha256, job_id=job["_id"])
-    record = ensure_remote_voice(db, provider, record, cleaned.mp3, may_exist=not fresh)
+    record = deps.pool.create_voice(user_id, cleaned.sha256, cleaned.mp3, job_key=job["_id"])
 
     progress("saving", 0.9)
     previous_id = user.get("voice_clone_id") if user.get("voice_clone_id") != record["voice_id"] else \
@@ -149,6 +154,7 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
     _save_sample(db, user, job, cleaned, quality, action=action, voice_record=record, previous_id=previous_id)
     if current is not None and current["_id"] != record["_id"]:
         records.schedule_deletion(db, current["_id"], REPLACED_VOICE_GRACE, reason="replaced")
+        deps.pool.forget(current["voice_id"])
     return {"action": action, "voice_clone_id": record["voice_id"], "quality": quality,
             "sample_sha256": cleaned.sha256}
 

@@ -42,32 +42,49 @@ def collection(db: Database):
     return db["voices"]
 
 
-def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str,
-                   job_id: str) -> tuple[dict[str, Any], bool]:
-    """The `creating` record for this job, and whether it is new; when the job runs again,
-    the existing record (an earlier run may already have created the remote voice)."""
+def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, job_id: str,
+                   capacity: int) -> tuple[dict[str, Any] | None, bool]:
+    """The `creating` record for this job holding one of `capacity` slots, and whether it is
+    new. When the job runs again, its existing record (an earlier run may already have created
+    the remote voice). (None, True) when every slot is taken.
+
+    Slots are numbered 0..capacity-1 with a unique index, so two creators can never hold the
+    same slot: the number of our voices at the provider cannot exceed the capacity, whatever
+    the concurrency, and a crash cannot leak a slot (the record is the reservation)."""
     existing = collection(db).find_one({"job_id": job_id})
-    if existing is not None:
+    if existing is not None and existing["state"] not in ("deleted", "missing"):
         return existing, False
-    record_id = ObjectId()
-    doc = {
-        "_id": record_id,
-        "provider": provider,
-        "voice_id": None,
-        "name": remote_name(record_id, user_id, sha256),
-        "user_id": user_id,
-        "sample_sha256": sha256,
-        "state": "creating",
-        "job_id": job_id,
-        "attempts": 0,
-        "created_at": now(),
-        "last_used_at": now(),
-    }
-    try:
-        collection(db).insert_one(doc)
-    except pymongo.errors.DuplicateKeyError:  # a concurrent run of the same job won the insert
-        return collection(db).find_one({"job_id": job_id}), False
-    return doc, True
+    if existing is not None:
+        # Closed under a crashed run (reconciliation freed it): free the key, start afresh.
+        collection(db).update_one({"_id": existing["_id"]}, {"$set": {"job_id": f"{job_id}#closed-{existing['_id']}"}})
+    taken = {d["slot"] for d in collection(db).find({"provider": provider, "slot": {"$exists": True}},
+                                                     {"slot": 1})}
+    for slot in range(capacity):
+        if slot in taken:
+            continue
+        record_id = ObjectId()
+        doc = {
+            "_id": record_id,
+            "provider": provider,
+            "voice_id": None,
+            "name": remote_name(record_id, user_id, sha256),
+            "user_id": user_id,
+            "sample_sha256": sha256,
+            "state": "creating",
+            "slot": slot,
+            "job_id": job_id,
+            "attempts": 0,
+            "created_at": now(),
+            "last_used_at": now(),
+        }
+        try:
+            collection(db).insert_one(doc)
+        except pymongo.errors.DuplicateKeyError as exc:
+            if "job_id" in ((exc.details or {}).get("keyPattern") or {}):
+                return collection(db).find_one({"job_id": job_id}), False  # a concurrent run won
+            continue  # someone took this slot first: try the next one
+        return doc, True
+    return None, True
 
 
 def mark_ready(db: Database, record_id: ObjectId, voice_id: str) -> dict[str, Any]:
@@ -80,8 +97,20 @@ def mark_ready(db: Database, record_id: ObjectId, voice_id: str) -> dict[str, An
 
 
 def mark_deleted(db: Database, record_id: ObjectId, reason: str) -> None:
+    """The voice is gone from the provider: its slot is free again."""
     collection(db).update_one({"_id": record_id},
-                              {"$set": {"state": "deleted", "deleted_at": now(), "deleted_reason": reason}})
+                              {"$set": {"state": "deleted", "deleted_at": now(), "deleted_reason": reason},
+                               "$unset": {"slot": ""}})
+
+
+def mark_missing(db: Database, voice_id: str) -> None:
+    """The provider no longer has the voice (deleted outside our control): free its slot."""
+    collection(db).update_many({"voice_id": voice_id, "state": {"$in": ["ready", "creating"]}},
+                               {"$set": {"state": "missing", "missing_at": now()}, "$unset": {"slot": ""}})
+
+
+def slots_used(db: Database, provider: str) -> int:
+    return collection(db).count_documents({"provider": provider, "slot": {"$exists": True}})
 
 
 def schedule_deletion(db: Database, record_id: ObjectId, delay: timedelta, reason: str) -> None:
@@ -113,3 +142,7 @@ def ensure_indexes(db: Database) -> None:
     voices.create_index([("state", 1), ("delete_after", 1)])
     voices.create_index([("user_id", 1), ("created_at", -1)])
     voices.create_index("voice_id")
+    voices.create_index("name")
+    # slots are per provider account: one deployment talks to one account per provider
+    voices.create_index([("provider", 1), ("slot", 1)], unique=True,
+                        partialFilterExpression={"slot": {"$exists": True}}, name="provider_slot_unique")

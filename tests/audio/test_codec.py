@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import signal
 
 from shared.audio.codec import (
     decode_many_to_mono,
@@ -44,7 +45,7 @@ def test_decoding_is_bounded(voice_mp3):
 def test_decoding_many_matches_one_by_one(voice_mp3):
     items = [voice_mp3, ffmpeg_transcode(voice_mp3, ".flac", "-c:a", "flac", "-t", "3")]
     together = decode_many_to_mono(items, SR, max_seconds=10.0)
-    for data, decoded in zip(items, together):
+    for data, decoded in zip(items, together, strict=True):
         np.testing.assert_array_equal(decoded, decode_to_mono(data, SR, max_seconds=10.0))
     assert decode_many_to_mono([], SR) == []
     with pytest.raises(SampleUnsupported):
@@ -57,6 +58,17 @@ def test_mp3_keeps_the_loudness_of_its_pcm(voice_mp3):
     assert 20 * np.log10(lame_gain(SR, 128)) == pytest.approx(-0.45, abs=0.1)
     decoded = decode_to_mono(encode_mp3(voice, SR, 128), SR)
     assert integrated_loudness(decoded, SR) == pytest.approx(integrated_loudness(voice, SR), abs=0.05)
+
+
+def test_level_compensation_never_clips():
+    """A sine at 0.99 has no room for LAME's +0.45 dB compensation: boosting it anyway would
+    flatten its tops in the 16-bit conversion and grow a 3rd harmonic at about -40 dB."""
+    t = np.arange(2 * SR) / SR
+    hot = (0.99 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    decoded = decode_to_mono(encode_mp3(hot, SR, 128), SR)[4000:-4000]
+    freqs, psd = signal.welch(decoded, SR, nperseg=8192)
+    third = psd[np.argmin(np.abs(freqs - 3000))] / psd[np.argmin(np.abs(freqs - 1000))]
+    assert 10 * np.log10(third) < -80.0
 
 
 def test_pcm16_rounds_to_nearest_and_clips():

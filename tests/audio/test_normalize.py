@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from shared.audio.codec import decode_to_mono
-from shared.audio.loudness import db_to_amp, integrated_loudness, true_peak, true_peak_dbtp
+from shared.audio.loudness import (
+    db_to_amp,
+    integrated_loudness,
+    true_peak,
+    true_peak_dbtp,
+)
 from shared.audio.normalize import MAX_GAIN_DB, limiter_gain, normalize_loudness
 from tests.audio.helpers import SR
 

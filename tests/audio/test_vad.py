@@ -7,13 +7,14 @@ import pytest
 
 from shared.audio.codec import decode_to_mono
 from shared.audio.vad import audible_span, detect_speech
-from tests.audio.helpers import BURSTS, SR, scene, voiced, white_noise
+from tests.audio.helpers import BURSTS, SR, scene, voiced
+
 
 def test_finds_bursts_with_accurate_edges():
     activity = detect_speech(scene(), SR)
     regions = activity.regions / SR
     assert len(regions) == len(BURSTS)
-    for (start, end), (found_start, found_end) in zip(BURSTS, regions):
+    for (start, end), (found_start, found_end) in zip(BURSTS, regions, strict=True):
         assert found_start == pytest.approx(start, abs=0.03)
         assert found_end == pytest.approx(end, abs=0.03)
 
@@ -32,7 +33,7 @@ def test_noise_floor_follows_a_background_that_changes():
     regions = activity.regions / SR
     assert len(regions) == 2 * len(BURSTS)
     expected = [(s, e) for s, e in BURSTS] + [(s + 10.0, e + 10.0) for s, e in BURSTS]
-    for (start, end), (found_start, found_end) in zip(expected, regions):
+    for (start, end), (found_start, found_end) in zip(expected, regions, strict=True):
         assert found_start == pytest.approx(start, abs=0.06)
         assert found_end == pytest.approx(end, abs=0.06)
     floor_quiet = np.median(activity.floor_db[: 1000])
@@ -55,7 +56,7 @@ def test_real_recording(voice_mp3):
 
 def test_padded_regions_merge_overlaps():
     activity = detect_speech(scene(), SR)
-    wide = activity.padded_regions(1.0, 1.0, 10 * SR) / SR
+    wide = activity.padded_regions(1.0, 1.0) / SR
     # bursts 1.5 s apart merge once each is widened by 1 s on both sides; the last stays apart
     np.testing.assert_allclose(wide, [[0.0, 5.6], [6.0, 10.0]], atol=0.03)
 

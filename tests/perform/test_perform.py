@@ -175,8 +175,10 @@ def test_perform_body_run_twice_mid_flight_is_one_effect(client, new_user, worke
     store = JobStore(db, rds, broker_url="redis://127.0.0.1:1/0")  # never delivered to a worker
     view, _ = store.create(kind="perform", user_id=user["id"],
                            payload={"routine_type": "gratitude", "topic": "my sister's wedding"})
+    from tests.conftest import pool_for
+
     deps = PerformDeps(db=db, jobs=store, provider=voice_provider(settings, db), generator=text_generator(settings),
-                       fallback=fallback_text_generator(), settings=settings)
+                       fallback=fallback_text_generator(), settings=settings, pool=pool_for(settings, db))
     first = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
     second = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
     assert first["recording_id"] == second["recording_id"]

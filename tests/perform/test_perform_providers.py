@@ -10,8 +10,9 @@ from tests.conftest import wait_job
 from tests.perform.helpers import perform, perform_ok, user_with_voice
 
 
-def test_perform_with_providers_records_both_costs(eleven_stack, db):
+def test_perform_with_providers_records_both_costs(eleven_stack):
     stack = eleven_stack
+    db = stack.db
     stack.fake.reset()
     stack.gemini.reset()
     user, headers = user_with_voice(stack.client, stack.users)
@@ -58,8 +59,9 @@ def test_gemini_down_falls_back_to_local_composer(eleven_stack):
     assert job["result"]["fell_back"] is True and job["result"]["text_provider"] == "local"
 
 
-def test_synthesis_failure_after_charging_refunds(eleven_stack, db):
+def test_synthesis_failure_after_charging_refunds(eleven_stack):
     stack = eleven_stack
+    db = stack.db
     stack.fake.reset()
     user, headers = user_with_voice(stack.client, stack.users)
     before = stack.client.get("/user/me", headers=headers).json()["charCount"]

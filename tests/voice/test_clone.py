@@ -217,7 +217,9 @@ def test_clone_run_twice_for_one_job_creates_one_voice(db, settings, new_user):
     db["jobs"].update_one({"_id": view.job_id}, {"$set": {"payload": {"original_id": str(oid)}}})
     db["users"].update_one({"_id": user_doc["_id"]}, {"$set": {"clone_job": {"id": view.job_id, "since": None}}})
     job = db["jobs"].find_one({"_id": view.job_id})
-    deps = CloneDeps(db=db, provider=voice_provider(settings, db), settings=settings)
+    from tests.conftest import pool_for
+
+    deps = CloneDeps(db=db, provider=voice_provider(settings, db), settings=settings, pool=pool_for(settings, db))
     before = local_voice_ids(db)
     first = run_clone(job, deps, lambda *_: None)
     second = run_clone(job, deps, lambda *_: None)

@@ -40,8 +40,9 @@ def test_provider_5xx_then_success_gives_one_voice(eleven_stack):
     assert stack.fake.call_count("create_voice") == 3
 
 
-def test_provider_down_fails_clearly_and_previous_voice_stays(eleven_stack, db):
+def test_provider_down_fails_clearly_and_previous_voice_stays(eleven_stack):
     stack = eleven_stack
+    db = stack.db
     stack.fake.reset()
     user, headers = stack.users()
     first = _clone(stack, headers)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from shared.perform.service import PerformDeps, run_perform
-from shared.providers.factory import fallback_text_generator, text_generator, voice_provider
+from shared.providers.factory import fallback_text_generator, text_generator
 from workers import runtime
 from workers.jobtask import job_task
 
 
 @job_task("perform.run")
 def perform(job, progress):
-    settings, db = runtime.settings(), runtime.db()
-    deps = PerformDeps(db=db, jobs=runtime.jobs(), provider=voice_provider(settings, db),
-                       generator=text_generator(settings), fallback=fallback_text_generator(), settings=settings)
+    pool = runtime.pool()
+    deps = PerformDeps(db=pool.db, jobs=runtime.jobs(), provider=pool.provider,
+                       generator=text_generator(pool.settings), fallback=fallback_text_generator(),
+                       settings=pool.settings, pool=pool)
     return run_perform(job, deps, progress)

@@ -1,0 +1,118 @@
+"""HTTP hardening: security headers on every response, CORS from settings, the client's IP.
+
+The API answers JSON (and MP3 audio), never HTML except the interactive docs, so everything
+gets a Content-Security-Policy that allows nothing (`default-src 'none'`); only the docs pages
+get a policy that lets Swagger UI and ReDoc load their bundles from the CDN FastAPI uses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+
+from shared.config import Settings
+
+#: FastAPI serves the docs' scripts and styles from this CDN and its favicon from its own site
+_CDN = "https://cdn.jsdelivr.net"
+_IMG = "img-src 'self' data: https://fastapi.tiangolo.com"
+_ALWAYS = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+API_CSP = f"default-src 'none'; {_ALWAYS}"
+# Swagger UI boots from an inline <script> and styles elements inline; it fetches /openapi.json.
+SWAGGER_CSP = (f"default-src 'none'; script-src {_CDN} 'unsafe-inline'; style-src {_CDN} 'unsafe-inline'; "
+               f"{_IMG}; connect-src 'self'; {_ALWAYS}")
+# ReDoc has no inline script, but an inline <style>, Google Fonts, and a blob: search worker.
+REDOC_CSP = (f"default-src 'none'; script-src {_CDN}; style-src 'unsafe-inline' https://fonts.googleapis.com; "
+             f"font-src https://fonts.gstatic.com; {_IMG}; connect-src 'self'; worker-src blob:; {_ALWAYS}")
+HSTS = "max-age=31536000; includeSubDomains"
+
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "Location", "Content-Range"]
+
+
+def _csp_for(path: str, docs_url: str | None, redoc_url: str | None) -> str:
+    if docs_url and (path == docs_url or path.startswith(docs_url + "/")):  # includes the OAuth2 redirect page
+        return SWAGGER_CSP
+    if redoc_url and path == redoc_url:
+        return REDOC_CSP
+    return API_CSP
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI (safe for streaming and SSE). A header a route set itself is kept."""
+
+    def __init__(self, app, *, hsts: bool, docs_url: str | None = "/docs", redoc_url: str | None = "/redoc") -> None:
+        self.app = app
+        self.hsts = hsts
+        self.docs_url, self.redoc_url = docs_url, redoc_url
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"content-security-policy", _csp_for(scope.get("path", ""), self.docs_url, self.redoc_url).encode()),
+        ]
+        if self.hsts:  # only in production: browsers remember it for a year, so never on a dev host
+            headers.append((b"strict-transport-security", HSTS.encode()))
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in headers if name not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the headers middleware and, when CORS_ORIGINS lists origins, CORS. Call it after
+    adding the body-size limit, so these wrap it (a 413 carries the security and CORS headers;
+    without CORS headers a browser hides the error from the page), and before the request
+    context middleware, so preflights are still logged with a request id."""
+    origins = settings.cors_origin_list
+    if origins:
+        # No cookies are used (bearer tokens only), so credentials stay off.
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=CORS_ALLOW_HEADERS,
+                           expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production,
+                       docs_url=app.docs_url, redoc_url=app.redoc_url)
+
+
+def client_ip(request: Request, settings: Settings) -> str:
+    """The socket peer, unless the peer is a trusted proxy: then the right-most address in
+    X-Forwarded-For that is not itself a trusted proxy (left-most entries are client-supplied
+    and can be forged; only what our own proxies appended is believed)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = settings.trusted_proxy_networks
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops and _is_ip(hops[0]) else peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_trusted(value: str, networks) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -1,0 +1,1 @@
+"""The provider-backed voice pool: slots, LRU order, leases, eviction, reconciliation."""
