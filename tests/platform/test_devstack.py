@@ -62,6 +62,8 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
             time.sleep(1)
         assert queues == {"clone", "perform", "cleanup", "maintenance"}
 
+        _three_users_share_two_slots(api, stack_dir, exe, env)
+
         # settings from the environment reach the workers
         worker_env = [p for p in psutil.Process(proc.pid).children(recursive=True)
                       if "worker" in " ".join(p.cmdline())]
@@ -80,3 +82,33 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
         for child in psutil.Process().children(recursive=True):
             if child.pid != os.getpid() and "dev up" in " ".join(child.cmdline()):
                 child.kill()
+
+
+def _three_users_share_two_slots(api: str, stack_dir: Path, exe: str, env: dict) -> None:
+    """With ELEVEN_LABS_POOL_CAPACITY=2, three users with voices can each perform; the pool
+    keeps at most two voices warm and shows the evictions."""
+    from shared.client import Client
+    from tests.conftest import SAMPLE
+
+    codes = subprocess.run([exe, "codes", "create", "--count", "3"], cwd=stack_dir, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert codes.returncode == 0, codes.stderr
+    clients = []
+    for i, code in enumerate(codes.stdout.split()):
+        c = Client(api, timeout_s=120)
+        c.register(f"pool_user_{i}", f"pool{i}@example.com", "a long password", code)
+        c.login(f"pool_user_{i}", "a long password")
+        clone = c.wait(c.upload_sample(SAMPLE)["job_id"], timeout_s=180)
+        assert clone["state"] == "succeeded", clone["error"]
+        clients.append(c)
+    for c in clients:
+        job = c.wait(c.perform("gratitude", "a quiet evening")["job_id"], timeout_s=180)
+        assert job["state"] == "succeeded", job["error"]
+    grant = subprocess.run([exe, "admin", "grant", "pool_user_0"], cwd=stack_dir, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert grant.returncode == 0, grant.stderr
+    status = clients[0].json("GET", "/admin/voice-pool/status")
+    assert status["capacity"]["effective"] == 2
+    assert status["warm"] <= 2 and status["evictions"] >= 1
+    for c in clients:
+        c.close()
