@@ -1,6 +1,7 @@
 from fastapi import APIRouter
 
 from api.deps import CurrentUser, Db, SettingsDep
+from shared.quota import service as quota
 from shared.users import service
 from shared.users.schemas import UserOut, UserSettings, UserSettingsUpdate
 
@@ -8,7 +9,10 @@ router = APIRouter(prefix="/user", tags=["user"])
 
 
 @router.get("/me", response_model=UserOut)
-def me(user: CurrentUser, settings: SettingsDep) -> UserOut:
+def me(user: CurrentUser, db: Db, settings: SettingsDep) -> UserOut:
+    """Your account, voice state and this month's characters."""
+    if quota.roll_over(db, user["_id"]):  # a new month started: show the fresh quota
+        user = service.get_user(db, str(user["_id"]))
     return service.profile(user, settings)
 
 

@@ -29,12 +29,15 @@ def voice_provider(settings: Settings, db: Database) -> VoiceProvider:
 
 def _build_voice(settings: Settings, db: Database, kind: str) -> VoiceProvider:
     if kind == "elevenlabs":
-        from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider
+        from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider, shared_breaker
 
         return ElevenLabsVoiceProvider(
             api_key=settings.eleven_labs_api_key.get_secret_value(),
             base_url=settings.eleven_labs_base_url,
             model_id=settings.eleven_labs_model,
+            breaker=shared_breaker(settings.eleven_labs_base_url,
+                                   failure_threshold=settings.provider_breaker_threshold,
+                                   reset_timeout_s=settings.provider_breaker_reset_s),
             on_call=metrics.provider_call_hook(ElevenLabsVoiceProvider.name),
         )
     from shared.providers.voice.local import LocalVoiceProvider
@@ -55,14 +58,17 @@ def text_generator(settings: Settings):
     with _lock:
         generator = _text.get(key)
         if generator is None:
-            from shared.providers.text.gemini import GeminiTextGenerator
+            from shared.providers.text.base import circuit_breaker
+            from shared.providers.text.gemini import PROVIDER, GeminiTextGenerator
 
             api_key = settings.gemini_api_key.get_secret_value()
             if not api_key:
                 raise RuntimeError("TEXT_PROVIDER=gemini needs GEMINI_API_KEY")
             generator = _text[key] = MeteredTextGenerator(GeminiTextGenerator(
                 api_key, model=settings.gemini_model, base_url=settings.gemini_base_url or None,
-                timeout_s=settings.gemini_timeout_s))
+                timeout_s=settings.gemini_timeout_s,
+                breaker=circuit_breaker(PROVIDER, failure_threshold=settings.provider_breaker_threshold,
+                                        reset_timeout_s=settings.provider_breaker_reset_s)))
         return generator
 
 

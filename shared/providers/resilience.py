@@ -7,6 +7,7 @@ through after `reset_timeout_s` (half-open); a success closes it again.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -151,3 +152,42 @@ def call_with_retries(
         if breaker is not None:
             breaker.record_success()
         return result
+
+
+# ---------------------------------------------------------------- process-wide breakers
+
+_breakers: dict[tuple[str, str], CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def shared_breaker(provider: str, endpoint: str = "", *, failure_threshold: int = 5,
+                   reset_timeout_s: float = 30.0) -> CircuitBreaker:
+    """The one breaker for `provider` (at `endpoint`) in this process, created on first use.
+
+    Every adapter instance for the same provider shares it, so a worker stops calling a failing
+    provider as a whole rather than per object. The thresholds of the first caller win."""
+    key = (provider, endpoint.rstrip("/"))
+    with _breakers_lock:
+        breaker = _breakers.get(key)
+        if breaker is None:
+            breaker = _breakers[key] = CircuitBreaker(provider, failure_threshold=failure_threshold,
+                                                      reset_timeout_s=reset_timeout_s)
+        return breaker
+
+
+def reset_breakers() -> None:
+    """Forget every shared breaker (tests; a forked child starts with fresh ones anyway)."""
+    with _breakers_lock:
+        _breakers.clear()
+
+
+def _after_fork_in_child() -> None:
+    # A prefork worker must not inherit the parent's breaker state, nor a lock that another
+    # parent thread may have held at the instant of the fork.
+    global _breakers_lock
+    _breakers_lock = threading.Lock()
+    _breakers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

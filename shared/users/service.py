@@ -13,15 +13,11 @@ from pymongo.database import Database
 from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
 from shared.jobs.service import now
+from shared.quota.service import period_of
 from shared.users import codes
 from shared.users.passwords import hash_password, needs_rehash, verify_password
 from shared.users.schemas import RegisterRequest, UserOut, UserSettings, UserSettingsUpdate
 from shared.users.tokens import issue_token
-
-
-def quota_period(ts=None) -> str:
-    ts = ts or now()
-    return f"{ts.year:04d}-{ts.month:02d}"
 
 
 def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str, Any]:
@@ -47,7 +43,7 @@ def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str
         "charCount": 0,
         "charsUsedRaw": 0,
         "monthlyLimit": settings.monthly_char_limit,
-        "quota_period": quota_period(ts),
+        "quota_period": period_of(ts),
         "created_at": ts,
         "updated_at": ts,
     }

@@ -1,0 +1,2 @@
+#: the API key the fake Gemini server accepts in these tests
+KEY = "text-test-key"

@@ -11,22 +11,10 @@ from shared.perform.text_checks import check_voice_note, language_share
 from shared.providers.resilience import CircuitBreaker
 from shared.providers.text.gemini import GeminiTextGenerator
 from shared.providers.text.local import LocalTextGenerator
-from tests.fakes.gemini import default_reply, running_fake_gemini
+from tests.fakes.gemini import default_reply
 
-KEY = "compose-test-key"
+from tests.text import KEY
 TOPIC = "my job interview at the bank tomorrow"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_gemini(KEY) as (fake, base_url):
-        yield fake, base_url
-
-
-@pytest.fixture
-def fake(server):
-    server[0].reset()
-    return server[0]
 
 
 @pytest.fixture

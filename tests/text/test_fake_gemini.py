@@ -18,20 +18,13 @@ from shared.providers.errors import ProviderUnavailableError
 from shared.providers.resilience import CircuitBreaker
 from shared.providers.text.base import TextBlockedError
 from shared.providers.text.gemini import GeminiTextGenerator
-from tests.fakes.gemini import running_fake_gemini
 from tests.fakes.server import free_port
 
-KEY = "fake-test-key"
+from tests.text import KEY
 REPO = Path(__file__).resolve().parents[2]
 URL = "/v1beta/models/gemini-2.5-flash:generateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}],
         "systemInstruction": {"parts": [{"text": "Write only in Spanish, between 40 and 60 words."}]}}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_gemini(KEY) as (fake, base_url):
-        yield fake, base_url
 
 
 @pytest.fixture

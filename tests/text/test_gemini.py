@@ -16,22 +16,9 @@ from shared.providers.errors import ProviderAuthError, ProviderRejectedError, Pr
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError
 from shared.providers.text.base import TextBlockedError, TextGenerator
 from shared.providers.text.gemini import GeminiTextGenerator
-from tests.fakes.gemini import running_fake_gemini
 from tests.fakes.server import free_port
 
-KEY = "test-key-3f9c1e77"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_gemini(KEY) as (fake, base_url):
-        yield fake, base_url
-
-
-@pytest.fixture
-def fake(server):
-    server[0].reset()
-    return server[0]
+from tests.text import KEY
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ the domain sees a prompt in and plain text out, never SDK objects or HTTP.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from shared.providers.errors import ProviderRejectedError
-from shared.providers.resilience import CircuitBreaker
+from shared.providers.resilience import CircuitBreaker, shared_breaker
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt
@@ -57,18 +56,7 @@ class TextGenerator(Protocol):
 
 # ---------------------------------------------------------------- process-wide breakers
 
-_breakers: dict[str, CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-
 
 def circuit_breaker(name: str, *, failure_threshold: int = 5, reset_timeout_s: float = 30.0) -> CircuitBreaker:
-    """The one breaker for provider `name` in this process. All generator instances for the
-    same provider share it, so a worker stops calling a failing provider as a whole rather
-    than per object. The settings of the first caller win."""
-    with _breakers_lock:
-        breaker = _breakers.get(name)
-        if breaker is None:
-            breaker = _breakers[name] = CircuitBreaker(
-                name, failure_threshold=failure_threshold, reset_timeout_s=reset_timeout_s
-            )
-        return breaker
+    """The one breaker for text provider `name` in this process (see resilience.shared_breaker)."""
+    return shared_breaker(name, failure_threshold=failure_threshold, reset_timeout_s=reset_timeout_s)

@@ -27,8 +27,6 @@ import email.utils
 import json
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from shared.providers.errors import (
     VoiceLimitReachedError,
     VoiceNotFoundError,
 )
+from shared.providers import resilience
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError, RetryPolicy, call_with_retries
 from shared.providers.voice.base import RemoteVoice, Subscription, Synthesis, VoiceSettings
 
@@ -101,41 +100,14 @@ class Timeouts:
 
 # --- circuit breakers, one per provider and base URL, shared within the process ---------------
 
-_breakers: dict[tuple[str, str], CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-
-
 def shared_breaker(base_url: str = DEFAULT_BASE_URL, *, failure_threshold: int = 5,
                    reset_timeout_s: float = 30.0) -> CircuitBreaker:
-    """The process-wide breaker for ElevenLabs at `base_url`, created on first use.
-
-    The thresholds only apply when the breaker is created; later callers share it as it is."""
-    key = (PROVIDER_NAME, base_url.rstrip("/"))
-    with _breakers_lock:
-        breaker = _breakers.get(key)
-        if breaker is None:
-            breaker = CircuitBreaker(PROVIDER_NAME, failure_threshold=failure_threshold,
+    """The process-wide breaker for ElevenLabs at `base_url` (see resilience.shared_breaker)."""
+    return resilience.shared_breaker(PROVIDER_NAME, base_url, failure_threshold=failure_threshold,
                                      reset_timeout_s=reset_timeout_s)
-            _breakers[key] = breaker
-        return breaker
 
 
-def reset_breakers() -> None:
-    """Forget every shared breaker (tests; a forked child starts with fresh ones anyway)."""
-    with _breakers_lock:
-        _breakers.clear()
-
-
-def _after_fork_in_child() -> None:
-    # A prefork worker must not inherit the parent's breaker state, nor a lock that another
-    # parent thread may have held at the instant of the fork.
-    global _breakers_lock
-    _breakers_lock = threading.Lock()
-    _breakers.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+reset_breakers = resilience.reset_breakers
 
 
 # --- the adapter ----------------------------------------------------------------------------
