@@ -45,10 +45,16 @@ task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 task_track_started = True
 # A message not acknowledged within the visibility timeout is delivered again, so it must
-# exceed the longest hard time limit, with margin; set for broker and result backend alike.
-_visibility_timeout = _settings.longest_time_limit_s * 2 + 60
+# exceed the longest hard time limit, with margin (BROKER_VISIBILITY_TIMEOUT_S, validated in
+# Settings); set for broker and result backend alike.
+_visibility_timeout = _settings.visibility_timeout_s
 broker_transport_options = {
     "visibility_timeout": _visibility_timeout,
+    # kombu sweeps for messages past their visibility timeout every interval x throttle
+    # seconds (10 x 10 by default): keep that a small fraction of the timeout, so a message
+    # whose worker was killed is delivered again soon after the timeout, not minutes later
+    "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
+    "unacked_restore_throttle": 1,
     "socket_timeout": 10,
     "socket_connect_timeout": 5,
     "health_check_interval": 15,
@@ -109,4 +115,5 @@ beat_schedule = {
     "reset-monthly-quotas": _every("maintenance.reset_quotas", 3600.0),
     "purge-idle-voices": _every("maintenance.purge_idle_voices", 300.0),
     "refresh-pool-capacity": _every("maintenance.refresh_capacity", 900.0),
+    "requeue-stranded-jobs": _every("maintenance.requeue_stranded_jobs", 60.0),
 }

@@ -19,6 +19,7 @@ from shared import metrics
 from shared.errors import AppError
 from shared.jobs.celery_app import app
 from shared.jobs.model import TASKS
+from shared.jobs.service import StageClock
 from shared.stores import STORE_DOWN_ERRORS
 from workers import runtime
 
@@ -49,20 +50,26 @@ def job_task(name: str, *, max_store_retries: int = 10):
                     log.info("job already finished; redelivery ignored")
                     return
                 timer.start()
+                clock = StageClock()  # per-stage seconds, shown on the job as `timings`
 
                 def progress(stage: str, fraction: float | None = None) -> None:
                     timer.stage(stage)
-                    jobs.stage(job_id, stage, fraction)
+                    jobs.stage(job_id, stage, fraction, timings=clock.enter(stage))
 
                 result = body(job, progress)
-                jobs.succeed(job_id, result)
+                jobs.succeed(job_id, result, timings=clock.enter("done"))
                 timer.finish()
             except AppError as exc:
                 log.info("job failed", extra={"error": exc.code, "reason": exc.message})
                 runtime.jobs().fail(job_id, exc)
                 timer.finish(exc.code)
             except STORE_DOWN_ERRORS as exc:
-                # Redis or MongoDB is away: retry the whole (idempotent) task later.
+                # Redis or MongoDB is away: retry the whole (idempotent) task later. Past the
+                # last retry the job stays as it is and the stranded-job sweeper re-sends it.
+                if self.request.retries >= self.max_retries:
+                    log.error("store still unavailable; leaving the job to the sweeper",
+                              extra={"error_type": type(exc).__name__})
+                    return
                 delay = min(60, 2 ** self.request.retries)
                 log.warning("store unavailable; retrying", extra={"error_type": type(exc).__name__,
                                                                  "retry_in_s": delay})

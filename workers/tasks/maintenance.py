@@ -65,3 +65,13 @@ def purge_idle_voices() -> int:
 @app.task(name="maintenance.refresh_capacity", ignore_result=True)
 def refresh_capacity() -> dict:
     return runtime.pool().refresh_capacity()
+
+
+@app.task(name="maintenance.requeue_stranded_jobs", ignore_result=True)
+def requeue_stranded_jobs() -> dict | None:
+    from shared.jobs.sweeper import requeue_stranded
+
+    with upkeep.run_once(runtime.redis(), "requeue_stranded") as mine:
+        if not mine:
+            return None
+        return requeue_stranded(runtime.jobs(), runtime.settings())
