@@ -15,7 +15,7 @@ from shared.config import QUEUES, get_settings
 
 _settings = get_settings()
 
-broker_url = _settings.redis_url
+broker_url = _settings.celery_broker_url
 result_backend = _settings.redis_url
 
 # --- serialization: JSON only (no pickle: a broker message must never run code) ---

@@ -41,7 +41,7 @@ Redis = Annotated[redis.Redis, Depends(_redis)]
 
 
 def _jobs(db: Db, r: Redis, settings: SettingsDep) -> JobStore:
-    return JobStore(db, r, settings.job_status_ttl_s, broker_url=settings.redis_url)
+    return JobStore(db, r, settings.job_status_ttl_s, broker_url=settings.celery_broker_url)
 
 
 Jobs = Annotated[JobStore, Depends(_jobs)]

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     mongo_timeout_ms: int = 3000
     redis_url: str = ""  # empty in development: the dev runner starts its own redis-server
     redis_timeout_s: float = 2.0
+    broker_url: str = ""  # Celery broker; empty = REDIS_URL (set amqp://... for RabbitMQ)
 
     # --- auth ---
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     perform_time_limit_s: int = 300
     cleanup_time_limit_s: int = 120
     maintenance_time_limit_s: int = 600
+    # How long the broker waits for an unacknowledged message (its worker died) before it
+    # delivers it again. 0 = the longest hard time limit x 2 + 60 s. Must stay above the longest
+    # hard time limit, or a task still running would be delivered a second time.
+    broker_visibility_timeout_s: int = Field(0, ge=0)
     # worker processes per queue (dev runner and compose): clone is CPU-bound DSP,
     # perform mostly waits on providers
     clone_concurrency: int = Field(1, ge=1)
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
     gemini_model: str = "gemini-2.5-flash"
     gemini_timeout_s: float = Field(20.0, gt=0, le=120)
     local_voice_limit: int = Field(10, ge=1)
+    # circuit breaker per provider and worker process: open after this many consecutive
+    # failures (each after its retries), fail fast, let one trial call through after the reset
+    provider_breaker_threshold: int = Field(5, ge=1)
+    provider_breaker_reset_s: float = Field(30.0, gt=0, le=3600)
 
     # --- voice samples ---
     sample_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
@@ -138,6 +147,10 @@ class Settings(BaseSettings):
         return [origin.rstrip("/") for origin in _split(self.cors_origins)]
 
     @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
     def is_production(self) -> bool:
         return self.app_env == "production"
 
@@ -160,6 +173,19 @@ class Settings(BaseSettings):
     def longest_time_limit_s(self) -> int:
         return max(self.clone_time_limit_s, self.perform_time_limit_s,
                    self.cleanup_time_limit_s, self.maintenance_time_limit_s)
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """The broker's (and result backend's) visibility timeout: see celeryconfig.py."""
+        return self.broker_visibility_timeout_s or self.longest_time_limit_s * 2 + 60
+
+    @model_validator(mode="after")
+    def _visibility_above_time_limits(self) -> "Settings":
+        if self.broker_visibility_timeout_s and self.broker_visibility_timeout_s <= self.longest_time_limit_s:
+            raise ValueError(
+                f"BROKER_VISIBILITY_TIMEOUT_S ({self.broker_visibility_timeout_s}) must exceed the longest "
+                f"task time limit ({self.longest_time_limit_s} s), or running tasks are delivered twice")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

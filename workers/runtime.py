@@ -23,7 +23,7 @@ def redis():
 
 def jobs() -> JobStore:
     s = get_settings()
-    return JobStore(mongo_db(s), redis_client(s), s.job_status_ttl_s, broker_url=s.redis_url)
+    return JobStore(mongo_db(s), redis_client(s), s.job_status_ttl_s, broker_url=s.celery_broker_url)
 
 
 def pool():

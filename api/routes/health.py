@@ -46,7 +46,7 @@ def ready(db: Db, r: Redis, settings: SettingsDep):
     """Readiness: MongoDB and Redis answer, and every queue's workers consume a canary task."""
     checks: dict = {"mongo": _timed(lambda: db.command("ping")), "redis": _timed(r.ping)}
     if checks["redis"]["ok"]:
-        checks["queues"] = probe_queues(r, settings.readiness_timeout_s, broker_url=settings.redis_url)
+        checks["queues"] = probe_queues(r, settings.readiness_timeout_s, broker_url=settings.celery_broker_url)
     else:
         checks["queues"] = {"ok": False, "error": "redis is down"}
     failing = [name for name in ("mongo", "redis") if not checks[name]["ok"]]
