@@ -89,21 +89,31 @@ class BodySizeLimitMiddleware:
         received = 0
         refused = False
 
+        async def guarded_send(message):
+            # once we answered 413 ourselves, whatever the app answers is dropped
+            if not refused:
+                await send(message)
+
         async def counting_receive():
             nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    # Answer now, from here: an exception raised into the app would be turned
+                    # into a 400 by the framework's body parsing.
+                    await self._refuse(send, error_cls, limit)
                     refused = True
-                    raise _BodyTooLarge()
+                    return {"type": "http.disconnect"}
             return message
 
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            if refused:
-                await self._refuse(send, error_cls, limit)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     @staticmethod
     async def _refuse(send, error_cls, limit: int) -> None:
@@ -115,7 +125,3 @@ class BodySizeLimitMiddleware:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass

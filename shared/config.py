@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     eleven_labs_api_key: SecretStr = SecretStr("")
     eleven_labs_base_url: str = "https://api.elevenlabs.io"
     eleven_labs_model: str = "eleven_turbo_v2_5"
+    # read timeout of one synthesis request (the provider answers once the audio is generated)
+    eleven_labs_synthesis_timeout_s: float = Field(120.0, gt=0, le=600)
     gemini_api_key: SecretStr = SecretStr("")
     gemini_base_url: str = ""  # empty = the SDK's default endpoint
     gemini_model: str = "gemini-2.5-flash"

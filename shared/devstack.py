@@ -250,7 +250,7 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             subprocess.run([sys.executable, "-m", "shared.cli", "db", "init"], env=env, check=True)
 
             stack.add("api", spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                                    "--port", str(api_port), "--no-access-log"], env=env,
+                                    "--port", str(api_port), "--no-access-log", "--no-proxy-headers"], env=env,
                                    log_path=logs / "api.log"))
             metrics_ports = worker_metrics_ports(settings)
             for queue in QUEUES:

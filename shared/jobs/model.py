@@ -39,6 +39,8 @@ class JobView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     seq: int = 0  # increases with every transition; lets clients drop stale updates
+    #: seconds the worker spent in each stage so far ({stage: s}; a repeated stage is summed)
+    timings: dict[str, float] | None = None
 
 
 def view_of(doc: dict[str, Any]) -> JobView:

@@ -9,6 +9,7 @@ job backwards.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,13 @@ from pymongo.database import Database
 from shared.errors import AppError, NotFound, ServiceUnavailable, ValidationFailed
 from shared.jobs.model import TASKS, TERMINAL_STATES, JobView, view_of
 from shared.logs import request_id_var
+from shared.stores import STORE_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "nv:job:"
+#: a running job's mirror unchanged for this long is checked against MongoDB when read
+STALE_MIRROR_S = 20
 CHANNEL_PREFIX = "nv:job-events:"
 
 _MIRROR_LUA = """
@@ -68,11 +72,31 @@ class JobStore:
         if cached[1] is not None:
             if owner_id is not None and cached[0] != owner_id:
                 raise NotFound("No such job.")
-            return JobView.model_validate_json(cached[1])
+            view = JobView.model_validate_json(cached[1])
+            if view.state in TERMINAL_STATES or (now() - view.updated_at).total_seconds() < STALE_MIRROR_S:
+                return view
+            return self._fresher(job_id, view)
         doc = self.jobs.find_one({"_id": job_id})
         if doc is None or (owner_id is not None and doc["user_id"] != owner_id):
             raise NotFound("No such job.")
         return view_of(doc)
+
+    def _fresher(self, job_id: str, view: JobView) -> JobView:
+        """A live job whose mirror has not moved for a while: MongoDB may know better (a
+        transition made while Redis was down is never mirrored by a later one when it was the
+        last). Re-mirror what it knows; keep the cached view if MongoDB is down too."""
+        try:
+            doc = self.jobs.find_one({"_id": job_id})
+        except STORE_DOWN_ERRORS:
+            return view
+        if doc is None or doc.get("seq", 0) <= view.seq:
+            return view
+        fresh = view_of(doc)
+        try:
+            self._mirror(job_id, doc["user_id"], fresh)
+        except redis.RedisError:
+            pass
+        return fresh
 
     def get_doc(self, job_id: str) -> dict[str, Any] | None:
         return self.jobs.find_one({"_id": job_id})
@@ -172,15 +196,22 @@ class JobStore:
         return self._transition(job_id, {"state": "running", "stage": stage},
                                 set_if_missing={"started_at": now()}, inc={"attempts": 1})
 
-    def stage(self, job_id: str, stage: str, progress: float | None = None) -> None:
+    def stage(self, job_id: str, stage: str, progress: float | None = None,
+              timings: dict[str, float] | None = None) -> None:
         changes: dict[str, Any] = {"stage": stage}
         if progress is not None:
             changes["progress"] = round(max(0.0, min(1.0, progress)), 4)
+        if timings is not None:
+            changes["timings"] = timings
         self._transition(job_id, changes)
 
-    def succeed(self, job_id: str, result: dict[str, Any]) -> dict[str, Any] | None:
-        return self._transition(job_id, {"state": "succeeded", "stage": "done", "progress": 1.0,
-                                         "result": result, "error": None, "finished_at": now()})
+    def succeed(self, job_id: str, result: dict[str, Any],
+                timings: dict[str, float] | None = None) -> dict[str, Any] | None:
+        changes = {"state": "succeeded", "stage": "done", "progress": 1.0, "result": result, "error": None,
+                   "finished_at": now()}
+        if timings is not None:
+            changes["timings"] = timings
+        return self._transition(job_id, changes)
 
     def fail(self, job_id: str, error: AppError | dict[str, Any]) -> dict[str, Any] | None:
         body = error.to_dict() if isinstance(error, AppError) else dict(error)
@@ -217,6 +248,22 @@ class JobStore:
             keys=[status_key(job_id), events_channel(job_id)],
             args=[view.seq, owner_id, view.model_dump_json(), self.status_ttl_s],
         )
+
+
+class StageClock:
+    """Seconds spent in each stage of one run of a job, for the job's `timings`: `enter(stage)`
+    closes the current stage and returns the totals so far (a stage entered twice is summed)."""
+
+    def __init__(self, stage: str = "starting") -> None:
+        self.stage, self.since = stage, time.monotonic()
+        self.totals: dict[str, float] = {}
+
+    def enter(self, stage: str) -> dict[str, float]:
+        if stage != self.stage:
+            t = time.monotonic()
+            self.totals[self.stage] = round(self.totals.get(self.stage, 0.0) + t - self.since, 4)
+            self.stage, self.since = stage, t
+        return dict(self.totals)
 
 
 def ensure_indexes(db: Database) -> None:

@@ -195,7 +195,13 @@ def _composed_note(job: dict[str, Any], deps: PerformDeps, routine, topic: str, 
     composed = compose_voice_note(deps.generator, deps.fallback, prompt)
     note = {"text": composed.text, "provider": composed.provider, "model": composed.model,
             "fell_back": composed.fell_back, "problems": composed.problems[:10]}
-    deps.db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"work.note": note}})
+    # First writer wins: two runs of one job at once (a duplicate delivery) must speak, charge
+    # and store the same text, so the loser adopts the note already saved.
+    saved = deps.db["jobs"].find_one_and_update(
+        {"_id": job["_id"], "work.note": {"$exists": False}}, {"$set": {"work.note": note}},
+        projection={"work": 1})
+    if saved is None:
+        return (deps.db["jobs"].find_one({"_id": job["_id"]}, {"work": 1}) or {}).get("work", {}).get("note") or note
     return note
 
 

@@ -47,7 +47,7 @@ def run_once(r, name: str, ttl_s: int = 300) -> Iterator[bool]:
 def creating_grace(settings) -> timedelta:
     """How long a `creating` record may belong to a live run: the visibility timeout (when the
     broker redelivers a dead worker's message; see celeryconfig) plus a margin."""
-    return timedelta(seconds=settings.longest_time_limit_s * 2 + 60) + ABANDON_MARGIN
+    return timedelta(seconds=settings.visibility_timeout_s) + ABANDON_MARGIN
 
 
 def reconcile(pool: VoicePool, grace: timedelta | None = None) -> dict[str, Any]:
@@ -107,6 +107,12 @@ def reconcile(pool: VoicePool, grace: timedelta | None = None) -> dict[str, Any]
 
 def _reconcile_remote(pool: VoicePool, voice, record: dict | None, report: dict, grace: timedelta) -> None:
     db, provider = pool.db, pool.provider
+    if record is not None and record.get("voice_id") not in (None, voice.voice_id):
+        # A second remote voice under one record's name (a create whose answer was lost, made
+        # again by the next run): the record uses the other one, so this one is an orphan.
+        _delete_remote(provider, voice.voice_id)
+        report["orphans_deleted"] += 1
+        return
     if record is None or record["state"] in ("deleted", "missing"):
         # Ours by name, but no live record: an orphan (a crash after creation, a lost delete).
         _delete_remote(provider, voice.voice_id)

@@ -29,12 +29,13 @@ def voice_provider(settings: Settings, db: Database) -> VoiceProvider:
 
 def _build_voice(settings: Settings, db: Database, kind: str) -> VoiceProvider:
     if kind == "elevenlabs":
-        from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider, shared_breaker
+        from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider, Timeouts, shared_breaker
 
         return ElevenLabsVoiceProvider(
             api_key=settings.eleven_labs_api_key.get_secret_value(),
             base_url=settings.eleven_labs_base_url,
             model_id=settings.eleven_labs_model,
+            timeouts=Timeouts(synthesis_read_s=settings.eleven_labs_synthesis_timeout_s),
             breaker=shared_breaker(settings.eleven_labs_base_url,
                                    failure_threshold=settings.provider_breaker_threshold,
                                    reset_timeout_s=settings.provider_breaker_reset_s),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from pymongo.database import Database
 
@@ -91,19 +92,30 @@ def charge(db: Database, user_oid: ObjectId, job_id: str, *, raw: int, effective
     if updated is None:
         user = users.find_one({"_id": user_oid})
         if job_id in (user.get("charged_jobs") or []):
-            return _state(user)  # already charged: exactly once
+            # already charged: exactly once. The audit line may be missing if the run that
+            # charged died right after; a no-op when it is there.
+            _audit_charge(db, job_id, user_oid, raw, effective, model, provider, user.get("quota_period"))
+            return _state(user)
         current = _state(user)
         raise QuotaExceeded(
             f"This note needs {effective} characters; {current.remaining} of {current.monthlyLimit} are left "
             f"this month.", details={"quota": current.to_dict(), "needed": effective})
-    db["charges"].update_one(
-        {"_id": job_id},
-        {"$setOnInsert": {"user_id": str(user_oid), "raw": raw, "effective": effective, "model": model,
-                          "provider": provider, "period": updated.get("quota_period"), "state": "charged",
-                          "charged_at": now()}},
-        upsert=True,
-    )
+    _audit_charge(db, job_id, user_oid, raw, effective, model, provider, updated.get("quota_period"))
     return _state(updated)
+
+
+def _audit_charge(db: Database, job_id: str, user_oid: ObjectId, raw: int, effective: int, model: str,
+                  provider: str, period: str | None) -> None:
+    try:
+        db["charges"].update_one(
+            {"_id": job_id},
+            {"$setOnInsert": {"user_id": str(user_oid), "raw": raw, "effective": effective, "model": model,
+                              "provider": provider, "period": period, "state": "charged",
+                              "charged_at": now()}},
+            upsert=True,
+        )
+    except pymongo.errors.DuplicateKeyError:
+        pass  # two runs of the job upserted at once: the line exists, which is all we need
 
 
 def record_provider_cost(db: Database, job_id: str, provider_cost: int | None) -> None:

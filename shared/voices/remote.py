@@ -3,22 +3,84 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from pymongo.database import Database
 
 from shared.errors import AppError
-from shared.providers.errors import RequestOutcomeUnknownError, VoiceNotFoundError
+from shared.jobs.service import now
+from shared.providers.errors import ProviderUnavailableError, RequestOutcomeUnknownError, VoiceNotFoundError
 from shared.providers.voice.base import VoiceProvider
 from shared.voices import records
 
 log = logging.getLogger(__name__)
 
 
+#: a run creating a voice holds a claim on the record for this long, renewed while it waits on
+#: the provider; a claim left by a killed run lapses after at most this long
+CREATE_CLAIM_TTL_S = 15.0
+#: how long a second run of the same job waits for the first one's creation to settle
+CREATE_CLAIM_WAIT_S = 300.0
+
+
 def ensure_remote_voice(db: Database, provider: VoiceProvider, record: dict[str, Any], mp3: bytes,
-                         *, may_exist: bool) -> dict:
+                         *, may_exist: bool, sleep=time.sleep) -> dict:
     """Create the remote voice for a `creating` record, or adopt it if an earlier run of the
-    same job created it (only then is the provider's list worth a look)."""
+    same job created it (only then is the provider's list worth a look).
+
+    Two runs of one job at once (a duplicate delivery) share one record: a claim on it lets
+    one of them talk to the provider while the other waits for the outcome, so they cannot
+    create two voices."""
+    if record["state"] == "ready":
+        return record
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + CREATE_CLAIM_WAIT_S
+    while not _claim(db, record["_id"], token):
+        current = records.get(db, record["_id"])
+        if current is not None and current["state"] == "ready":
+            return current
+        if current is None or current["state"] != "creating":
+            raise ProviderUnavailableError("The voice could not be created; another attempt failed.",
+                                           provider=provider.name)
+        if time.monotonic() > deadline:
+            raise ProviderUnavailableError("Timed out waiting for the voice to be created.", provider=provider.name)
+        sleep(0.25)
+    stop = threading.Event()
+    keeper = threading.Thread(target=_keep_claim, args=(db, record["_id"], token, stop), daemon=True,
+                              name="voice-create-claim")
+    keeper.start()
+    try:
+        return _create_or_adopt(db, provider, records.get(db, record["_id"]) or record, mp3, may_exist=may_exist)
+    finally:
+        stop.set()
+        keeper.join(timeout=5)
+        db["voices"].update_one({"_id": record["_id"], "create_claim.by": token}, {"$unset": {"create_claim": ""}})
+
+
+def _claim(db: Database, record_id, token: str) -> bool:
+    ts = now()
+    return db["voices"].update_one(
+        {"_id": record_id, "state": "creating",
+         "$or": [{"create_claim": None}, {"create_claim": {"$exists": False}}, {"create_claim.until": {"$lt": ts}}]},
+        {"$set": {"create_claim": {"by": token, "until": ts + timedelta(seconds=CREATE_CLAIM_TTL_S)}}},
+    ).modified_count == 1
+
+
+def _keep_claim(db: Database, record_id, token: str, stop: threading.Event) -> None:
+    while not stop.wait(CREATE_CLAIM_TTL_S / 3):
+        try:
+            db["voices"].update_one({"_id": record_id, "create_claim.by": token},
+                                    {"$set": {"create_claim.until": now() + timedelta(seconds=CREATE_CLAIM_TTL_S)}})
+        except Exception:  # noqa: BLE001 - a store blip: the next beat tries again
+            log.warning("could not renew the voice creation claim", extra={"record_id": str(record_id)})
+
+
+def _create_or_adopt(db: Database, provider: VoiceProvider, record: dict[str, Any], mp3: bytes,
+                     *, may_exist: bool) -> dict:
     if record["state"] == "ready":
         return record
     if may_exist:

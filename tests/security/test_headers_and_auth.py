@@ -179,9 +179,6 @@ def test_an_oversized_json_body_is_refused_before_it_is_sent(api_url):
     assert b"x-content-type-options: nosniff" in head.lower()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/middleware.py BodySizeLimitMiddleware raises out of receive(); FastAPI turns any error "
-    "while reading a JSON body into 400 'error parsing the body', so the 413 is lost"))
 def test_an_oversized_chunked_body_is_cut_off(client):
     def chunks():
         for _ in range(20):
