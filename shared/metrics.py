@@ -28,8 +28,15 @@ import time
 from collections.abc import Callable, Iterable
 
 import redis
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
@@ -103,7 +110,7 @@ def _never_raise(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - metrics must never fail the work they measure
+        except Exception:  # metrics must never fail the work they measure
             log.exception("recording metric failed", extra={"helper": fn.__name__})
             return None
 
@@ -295,16 +302,19 @@ class _DefaultRegistry:
         return REGISTRY.collect()
 
 
-def api_registry(redis_url: str = "", redis_timeout_s: float = 1.0) -> CollectorRegistry:
+def api_registry(broker_url: str = "", timeout_s: float = 1.0) -> CollectorRegistry:
     """What the API's /metrics serves: this process's metrics (or, when the API itself runs as
-    several processes with PROMETHEUS_MULTIPROC_DIR set, all of theirs) and the queue depths."""
+    several processes with PROMETHEUS_MULTIPROC_DIR set, all of theirs) and the queue depths.
+
+    Queue depth is read only from a Redis broker; RabbitMQ exports its own queue metrics
+    (docs/METRICS.md)."""
     registry = CollectorRegistry()
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_DefaultRegistry())
-    if redis_url:
-        registry.register(QueueDepthCollector(redis_url, timeout_s=redis_timeout_s))
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        registry.register(QueueDepthCollector(broker_url, timeout_s=timeout_s))
     return registry
 
 

@@ -38,5 +38,6 @@ def prometheus_metrics(request: Request, settings: SettingsDep) -> Response:
     state = request.app.state
     registry = getattr(state, "metrics_registry", None)
     if registry is None:  # one per app: it holds this app's Redis client for queue_depth
-        registry = state.metrics_registry = metrics.api_registry(settings.redis_url, settings.redis_timeout_s)
+        registry = state.metrics_registry = metrics.api_registry(settings.celery_broker_url,
+                                                                 settings.redis_timeout_s)
     return Response(metrics.exposition(registry), media_type=metrics.CONTENT_TYPE)

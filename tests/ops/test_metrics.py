@@ -171,7 +171,8 @@ def _calls(provider: str, operation: str, outcome: str) -> float:
 
 def test_elevenlabs_calls_are_counted_by_outcome_code(base_env, db):
     from shared.providers.factory import voice_provider
-    from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+    from tests.fakes.elevenlabs import FakeElevenLabs
+    from tests.fakes.elevenlabs import create_app as fake_app
 
     with serve(fake_app(FakeElevenLabs(api_key="right-key"))) as good, \
             serve(fake_app(FakeElevenLabs(api_key="another-key"))) as other:

@@ -1,0 +1,48 @@
+"""docker-compose.yml: the production stack's shape, and `docker compose config` when available."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import yaml
+
+from tests.conftest import REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+WORKERS = {"worker-clone": "clone", "worker-perform": "perform", "worker-cleanup": "cleanup",
+           "worker-maintenance": "maintenance"}
+
+
+def _compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+def test_compose_file_has_every_part_wired_from_the_environment():
+    spec = yaml.safe_load(COMPOSE.read_text())
+    services = spec["services"]
+    assert set(services) == {"mongo", "redis", "api", "beat", "flower", *WORKERS}
+    assert "mongo-data:/data/db" in services["mongo"]["volumes"] and services["mongo"]["healthcheck"]
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--maxmemory-policy noeviction" in redis_cmd
+    app_services = ["api", "beat", "flower", *WORKERS]
+    images = {services[name]["image"] for name in app_services}
+    assert len(images) == 1  # one image for every process
+    for name, queue in WORKERS.items():
+        cmd = services[name]["command"]
+        assert cmd[cmd.index("-Q") + 1] == queue
+    assert "beat" in services["beat"]["command"] and services["beat"]["deploy"]["replicas"] == 1
+    for name in app_services:
+        env = services[name]["environment"]
+        assert env["JWT_SECRET"].startswith("${JWT_SECRET:?")  # refuses to start without a secret
+        assert env["REDIS_URL"].startswith("${REDIS_URL") and env["MONGO_URL"].startswith("${MONGO_URL")
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    perform_cmd = services["worker-perform"]["command"]
+    assert "PERFORM_CONCURRENCY" in perform_cmd[perform_cmd.index("--concurrency") + 1]
+    if _compose_available():  # the docker client's own validation, where it exists
+        env = {"JWT_SECRET": "x" * 40, "FLOWER_BASIC_AUTH": "ops:secret", "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
