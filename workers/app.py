@@ -5,6 +5,13 @@ from __future__ import annotations
 import logging
 import os
 
+# One BLAS thread per process: the pool's processes are the parallelism. numpy's default, a
+# BLAS thread per core in every pool child, makes render_note burn ~50% more CPU (0.35 vs 0.23
+# CPU-s for a 30 s note; bench/README.md). Set before anything imports numpy; an explicit
+# setting in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 from celery.signals import (
     setup_logging,
     task_postrun,
@@ -43,6 +50,15 @@ def _fresh_metrics_dir(**_):
     # In the parent, before the pool forks: the previous run's value files would otherwise be
     # summed into this run's counters (and dead pids' gauges would linger).
     metrics.wipe_multiprocess_dir()
+
+
+@worker_init.connect
+def _preload_text_sdk(**_):
+    # In the parent, before the pool forks: importing google-genai costs ~0.3 CPU-s (~0.8 s),
+    # which every pool child would otherwise pay on its first perform (bench/README.md).
+    # Only the import: clients (HTTP pools) are still built in the children.
+    if get_settings().effective_text_provider == "gemini":
+        import shared.providers.text.gemini  # noqa: F401
 
 
 @worker_ready.connect

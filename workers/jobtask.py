@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from shared import metrics
 from shared.errors import AppError
@@ -73,7 +73,16 @@ def job_task(name: str, *, max_store_retries: int = 10):
                 delay = min(60, 2 ** self.request.retries)
                 log.warning("store unavailable; retrying", extra={"error_type": type(exc).__name__,
                                                                  "retry_in_s": delay})
-                raise self.retry(exc=exc, countdown=delay)
+                try:
+                    raise self.retry(exc=exc, countdown=delay)
+                except Reject as rejected:
+                    # The broker is the store that is down, so the retry could not be sent and
+                    # Celery would drop this message (Reject requeue=False), stranding the job.
+                    # Put it back instead: if the broker cannot take even that, the message
+                    # stays unacknowledged and comes back after the visibility timeout.
+                    log.warning("retry not sent (broker unavailable); message requeued",
+                                extra={"error_type": type(exc).__name__})
+                    raise Reject(rejected.reason, requeue=True) from exc
             except SoftTimeLimitExceeded:
                 runtime.jobs().fail(job_id, JobTimedOut("The job took too long and was stopped."))
                 timer.finish(JobTimedOut.code)

@@ -61,10 +61,11 @@ def submit_perform(db: Database, jobs: JobStore, user: dict[str, Any], routine_t
     if replay:
         # A replay answers with the job it started even if, since then, the quota ran out:
         # the preconditions held when the request was accepted.
-        state = quota.state(db, user["_id"])
+        state = quota.state(db, user["_id"], user)
     else:
         _require_voice(user)
-        state = quota.require_some_left(db, user["_id"])
+        # `user` was read by the auth dependency in this request: no second read of its quota
+        state = quota.require_some_left(db, user["_id"], user)
     view, created = jobs.submit(kind="perform", user_id=str(user["_id"]), payload=payload,
                                 idempotency_key=idempotency_key, request_hash=key_hash)
     return view, created, state
@@ -197,10 +198,11 @@ def _composed_note(job: dict[str, Any], deps: PerformDeps, routine, topic: str, 
             "fell_back": composed.fell_back, "problems": composed.problems[:10]}
     # First writer wins: two runs of one job at once (a duplicate delivery) must speak, charge
     # and store the same text, so the loser adopts the note already saved.
-    saved = deps.db["jobs"].find_one_and_update(
-        {"_id": job["_id"], "work.note": {"$exists": False}}, {"$set": {"work.note": note}},
-        projection={"work": 1})
-    if saved is None:
+    # (update_one, not find_one_and_update: the embedded SecantusDB scans the whole collection
+    # for a findAndModify; see bench/README.md)
+    won = deps.db["jobs"].update_one(
+        {"_id": job["_id"], "work.note": {"$exists": False}}, {"$set": {"work.note": note}}).matched_count == 1
+    if not won:
         return (deps.db["jobs"].find_one({"_id": job["_id"]}, {"work": 1}) or {}).get("work", {}).get("note") or note
     return note
 

@@ -55,7 +55,12 @@ def roll_over(db: Database, user_oid: ObjectId, at: datetime | None = None) -> b
     return result.modified_count == 1
 
 
-def state(db: Database, user_oid: ObjectId) -> QuotaState:
+def state(db: Database, user_oid: ObjectId, user: dict[str, Any] | None = None) -> QuotaState:
+    """The user's quota now. `user`: the account document the caller has just read (the API's
+    authenticated user); when it is already in the current period, the roll-over could change
+    nothing and a re-read would return the same fields, so it is used as is."""
+    if user is not None and user.get("quota_period") == period_of() and "charCount" in user:
+        return _state(user)
     roll_over(db, user_oid)
     user = db["users"].find_one({"_id": user_oid}, {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1,
                                                     "quota_period": 1})
@@ -67,9 +72,9 @@ def _state(user: dict[str, Any]) -> QuotaState:
                       user.get("quota_period") or period_of())
 
 
-def require_some_left(db: Database, user_oid: ObjectId) -> QuotaState:
+def require_some_left(db: Database, user_oid: ObjectId, user: dict[str, Any] | None = None) -> QuotaState:
     """The API's cheap precondition: refuse a perform when nothing is left this period."""
-    current = state(db, user_oid)
+    current = state(db, user_oid, user)
     if current.remaining <= 0:
         raise QuotaExceeded(f"This month's {current.monthlyLimit} characters are used up.",
                             details={"quota": current.to_dict()})

@@ -1,0 +1,128 @@
+"""Workers killed mid-task with SIGKILL (no warm shutdown, no chance to ack or clean up).
+
+Two paths, as Celery's prefork pool has them:
+- the pool child running the task dies: the parent sees WorkerLostError and, with
+  task_reject_on_worker_lost, puts the message back at once; a fresh child runs it again;
+- the whole worker dies (parent and children): nobody rejects anything, the message stays
+  unacknowledged in Redis until the visibility timeout, then a new worker gets it.
+Either way the job completes with exactly one effect: one charge, one recording, one voice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from bson import ObjectId
+
+from tests.conftest import wait_job
+from tests.reliability.chaos import (
+    VISIBILITY_S,
+    assert_one_perform_effect,
+    chaos_stack,
+    job_doc,
+    kill_worker_outright,
+    our_remote_voices,
+    perform,
+    pid_running,
+    provider_calls,
+    sigkill,
+    upload,
+    user_with_voice,
+    wait_for,
+)
+
+FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def stack(base_env, tmp_path_factory):
+    with chaos_stack(base_env, tmp_path_factory.mktemp("kill"), concurrency=2) as s:
+        yield s
+
+
+def in_flight(fake, operation: str) -> bool:
+    return any(c.operation == operation and c.status is None for c in fake.calls)
+
+
+def _perform_killed_mid_synthesis(stack, kill) -> tuple[dict, dict, str, float]:
+    user, headers = user_with_voice(stack)
+    stack.fake.set_latency(5, "synthesize")
+    try:
+        resp = perform(stack, headers)
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["job_id"]
+        wait_for(lambda: in_flight(stack.fake, "synthesize"), 30, "the synthesis to reach the provider")
+        killed_at = time.monotonic()
+        kill(job_id)
+    finally:
+        stack.fake.set_latency(0, "synthesize")
+    return user, headers, job_id, killed_at
+
+
+def _assert_one_note(stack, user, headers, job_id) -> dict:
+    job = wait_job(stack.client, job_id, headers, timeout_s=VISIBILITY_S + 60)
+    assert job["state"] == "succeeded", job
+    charge = assert_one_perform_effect(stack.db, user["id"], job_id)
+    me = stack.client.get("/user/me", headers=headers).json()
+    assert me["charCount"] == charge["effective"] == job["result"]["chars"]["effective"]
+    assert stack.client.get("/recordings", headers=headers).json()["total"] == 1
+    assert len(our_remote_voices(stack.fake, user["id"])) == 1
+    assert job_doc(stack, job_id)["attempts"] == 2  # the killed run and the one that finished
+    return job
+
+
+def test_pool_child_killed_mid_synthesis_is_requeued_at_once(stack):
+    synth_before = len(provider_calls(stack.fake, "synthesize"))
+    user, headers, job_id, killed_at = _perform_killed_mid_synthesis(
+        stack, lambda job_id: sigkill(pid_running(stack, job_id)))
+    _assert_one_note(stack, user, headers, job_id)
+    FIGURES["child_kill_synthesis_recovery_s"] = round(time.monotonic() - killed_at, 1)
+    # the provider saw the killed synthesis and the one that delivered the note
+    assert len(provider_calls(stack.fake, "synthesize")) - synth_before >= 2
+    assert stack.ready().status_code == 200  # the pool replaced its child and consumes
+
+
+def test_pool_child_killed_mid_clone_creation_leaves_one_voice(stack):
+    user, headers = stack.users()
+    stack.fake.set_latency(4, "create_voice")
+    try:
+        resp = upload(stack, headers)
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["job_id"]
+        wait_for(lambda: in_flight(stack.fake, "create_voice"), 60, "the voice creation to reach the provider")
+        killed_at = time.monotonic()
+        sigkill(pid_running(stack, job_id))
+    finally:
+        stack.fake.set_latency(0, "create_voice")
+    job = wait_job(stack.client, job_id, headers, timeout_s=VISIBILITY_S + 60)
+    FIGURES["child_kill_clone_recovery_s"] = round(time.monotonic() - killed_at, 1)
+    assert job["state"] == "succeeded", job
+    assert job_doc(stack, job_id)["attempts"] == 2
+    # the killed request still created the voice at the provider; the rerun adopted it
+    remote = our_remote_voices(stack.fake, user["id"])
+    assert len(remote) == 1, remote
+    creations = [c for c in provider_calls(stack.fake, "create_voice")
+                 if c.status == 200 and c.details.get("name", "").startswith(f"nv-{user['id']}-")]
+    assert len(creations) == 1, creations
+    assert job["result"]["voice_clone_id"] == remote[0].voice_id
+    meta = stack.client.get("/user/voice/meta", headers=headers).json()
+    assert meta["state"] == "ready" and meta["voice_clone_id"] == remote[0].voice_id
+    live = list(stack.db["voices"].find({"user_id": user["id"], "state": {"$nin": ["deleted", "missing"]}}))
+    assert [(v["state"], v["voice_id"]) for v in live] == [("ready", remote[0].voice_id)]
+
+
+def test_whole_worker_killed_mid_synthesis_redelivers_after_visibility_timeout(stack):
+    def kill_all(job_id):
+        pid_running(stack, job_id)  # it is running, not merely queued
+        kill_worker_outright(stack, "w1")
+
+    user, headers, job_id, killed_at = _perform_killed_mid_synthesis(stack, kill_all)
+    assert stack.ready().status_code == 503  # nobody consumes now
+    stack.start_worker("w2", concurrency=2)  # a fresh worker
+    job = _assert_one_note(stack, user, headers, job_id)
+    waited = time.monotonic() - killed_at
+    FIGURES["whole_worker_kill_recovery_s"] = round(waited, 1)
+    # nothing rejected the message: it came back only when its visibility timeout ran out
+    assert waited >= VISIBILITY_S - 8, waited
+    assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
+    print(f"\nworker-kill figures: {FIGURES}")
