@@ -24,7 +24,10 @@ def free_port() -> int:
 def serve(app, port: int | None = None) -> Iterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while the app is served."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto")
+    # proxy_headers off, as the API runs in production (`--no-proxy-headers`): client addresses
+    # behind a proxy are the app's decision (TRUSTED_PROXIES), not uvicorn's
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto",
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"fake-server-{port}", daemon=True)
     thread.start()
