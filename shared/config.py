@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # worker processes per queue (dev runner and compose): clone is CPU-bound DSP,
     # perform mostly waits on providers
     clone_concurrency: int = Field(1, ge=1)
-    perform_concurrency: int = Field(4, ge=1)
+    perform_concurrency: int = Field(8, ge=1)
     cleanup_concurrency: int = Field(2, ge=1)
     maintenance_concurrency: int = Field(1, ge=1)
 

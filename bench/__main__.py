@@ -1,0 +1,176 @@
+"""Run the benchmarks: `python -m bench [--quick] [--only NAME[,NAME...]]` (`make bench`).
+
+Writes bench/results/latest.json (a list, one object per benchmark: name, value, baseline,
+ratio, target, met, unit and details; with --only, the other entries of the previous file are
+kept) and regenerates the results table in bench/README.md between its markers.
+A missed target is a result, not an error: the exit code is non-zero only when a benchmark
+could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.harness import CORES, PY, REPO, Stack, log
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "latest.json"
+README = BENCH_DIR / "README.md"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+#: in running order; the DSP ones are scripts of their own (they pin themselves to one core)
+SCRIPTS = {"clone_dsp": "clone_dsp.py", "perform_dsp": "perform_dsp.py"}
+STACK_BENCHES = ("orchestration_overhead", "push_latency", "throughput", "memory", "submit")
+ORDER = (*SCRIPTS, *STACK_BENCHES)
+
+
+def _stack_bench(name: str):
+    from bench import memory, orchestration, push, submit, throughput
+
+    return {"orchestration_overhead": orchestration.run, "push_latency": push.run, "throughput": throughput.run,
+            "memory": memory.run, "submit": submit.run}[name]
+
+
+def run_script(name: str, quick: bool) -> dict:
+    argv = [PY, str(BENCH_DIR / SCRIPTS[name])] + (["--quick"] if quick else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
+    out = json.loads(line)
+    out.setdefault("unit", "x real time")
+    log(f"{name}: {out['value']} {out['unit']} (baseline {out['baseline']}, ratio {out['ratio']})")
+    return out
+
+
+def _failed(name: str, exc: BaseException) -> dict:
+    return {"name": name, "value": None, "baseline": None, "ratio": None, "target": "", "met": False,
+            "unit": "", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+    return str(x)
+
+
+def _notes(r: dict) -> str:
+    name = r["name"]
+    if r.get("error"):
+        return "ERROR: " + r["error"].splitlines()[0][:120]
+    if name == "submit":
+        ol = r.get("open_loop") or {}
+        return (f"closed loop p99 {r['p99_ms']} ms (bare {r['bare_p99_ms']} ms), {r['clients']} clients, "
+                f"{r['uvicorn_workers']} uvicorn worker; open loop at {ol.get('rate_rps')} req/s: "
+                f"p99 {(ol.get('latency_ms') or {}).get('p99')} ms")
+    if name == "orchestration_overhead":
+        return (f"p50 {r['overhead_ms']['p50']} / p99 {r['overhead_ms']['p99']} ms overhead; "
+                f"end to end p50 {r['total_ms']['p50']} ms")
+    if name == "throughput":
+        return (f"limit {r['baseline']} jobs/s from {r['cpu_s_per_job']['worker']} worker CPU-s/job; "
+                f"{r['worker_pool']} x{r['worker_concurrency']}; whole stack {r['stack_cpu_s_per_job']} CPU-s/job; "
+                f"other load left {r['cores_left_by_other_load']} cores: {r['share_of_limit_on_cores_left']:.0%} "
+                f"of the limit on those")
+    if name == "push_latency":
+        return f"SSE p50 {r['sse_ms'].get('p50')} ms; raw Redis pub/sub p99 {r['raw_pubsub_ms'].get('p99')} ms"
+    if name == "memory":
+        return (f"API x{r['api_ratio']} ({r['rss_early']['api_mb']}->{r['rss_late']['api_mb']} MB), worker "
+                f"x{r['worker_ratio']} ({r['rss_early']['worker_mb']}->{r['rss_late']['worker_mb']} MB), "
+                f"{r['early_jobs']} vs {r['late_jobs']} jobs")
+    if name in SCRIPTS:
+        return f"ffmpeg {r['baseline']}x; CPU time on one core (wall: {r.get('x_real_time_wall', '-')}x)"
+    return ""
+
+
+def write_readme(results: list[dict], quick: bool, elapsed_s: float, load_at_start: float) -> None:
+    lines = [START, "",
+             f"Last run: {time.strftime('%Y-%m-%d %H:%M')} ({'quick' if quick else 'full'} form, {elapsed_s:.0f} s) on "
+             f"{CORES} cores shared with other work: 1-minute load average {load_at_start:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end. Written by `python -m bench`.", "",
+             "| benchmark | value | unit | baseline | ratio | target | met | notes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['name']} | {_fmt(r['value'])} | {r.get('unit', '')} | {_fmt(r['baseline'])} | "
+                     f"{_fmt(r['ratio'])} | {r['target']} | {'yes' if r['met'] else '**no**'} | {_notes(r)} |")
+    lines += ["", END]
+    table = "\n".join(lines)
+    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + table + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + table + "\n"
+    README.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="New Visions benchmarks (issue 8)")
+    parser.add_argument("--quick", action="store_true", help="the short form (make bench BENCH_QUICK=1)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
+    args = parser.parse_args(argv)
+    wanted = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
+    unknown = [n for n in wanted if n not in ORDER]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(ORDER)}")
+    started, load_at_start = time.time(), os.getloadavg()[0]
+    log(f"load average {load_at_start:.1f} on {CORES} cores; {'quick' if args.quick else 'full'} form")
+    results: dict[str, dict] = {}
+    for name in (n for n in ORDER if n in wanted and n in SCRIPTS):
+        try:
+            results[name] = run_script(name, args.quick)
+        except Exception as exc:
+            log(f"{name} FAILED: {exc}")
+            results[name] = _failed(name, exc)
+    stack_wanted = [n for n in ORDER if n in wanted and n in STACK_BENCHES]
+    if stack_wanted:
+        stack = Stack("bench")
+        try:
+            stack.start()
+            log(f"stack up: redis, SecantusDB, fake providers ({stack.tmp})")
+            for name in stack_wanted:
+                try:
+                    results[name] = _stack_bench(name)(stack, args.quick)
+                except Exception as exc:
+                    traceback.print_exc()
+                    log(f"{name} FAILED: {exc} (logs: {stack.logs})")
+                    results[name] = _failed(name, exc)
+                    for proc_name in [p for p in stack.procs if p.startswith("worker-")]:
+                        stack.stop(proc_name)
+                    stack.purge_queue("perform")
+        except Exception as exc:
+            traceback.print_exc()
+            for name in stack_wanted:
+                results.setdefault(name, _failed(name, exc))
+        finally:
+            stack.close()
+    previous = {}
+    if args.only and RESULTS.exists():
+        previous = {r["name"]: r for r in json.loads(RESULTS.read_text())}
+    merged = {**previous, **results}
+    ordered = [merged[n] for n in ORDER if n in merged]
+    for r in ordered:
+        r["quick"] = r.get("quick", args.quick) if r["name"] not in results else args.quick
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
+    # the last run of each form is kept too (latest.json is whichever ran last)
+    RESULTS.with_name(f"latest-{'quick' if args.quick else 'full'}.json").write_text(json.dumps(ordered, indent=2) + "\n")
+    elapsed = time.time() - started
+    write_readme(ordered, args.quick, elapsed, load_at_start)
+    for r in ordered:
+        print(f"{r['name']:24s} {_fmt(r['value']):>8s} {r.get('unit', ''):22s} baseline {_fmt(r['baseline']):>8s} "
+              f"ratio {_fmt(r['ratio']):>6s}  {'met' if r['met'] else 'MISSED'}  {r['target']}")
+    log(f"done in {elapsed:.0f} s; {RESULTS.relative_to(REPO)} and {README.relative_to(REPO)} written")
+    return 1 if any(r.get("error") for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`python -m bench.worker_shim <celery worker args>`: the ordinary Celery worker, with measuring
+hooks for the benchmarks. Nothing the task does changes; the hooks only note times:
+
+- `JobStore._mirror` (the Lua script that stores the job's view in Redis and PUBLISHes it on the
+  job's channel) notes `time.time()` just before the publish, pushed to the Redis list
+  `bench:published` as "job_id seq timestamp" once the publish has returned (push latency);
+- the provider calls (Gemini generate, ElevenLabs synthesize) and the note rendering
+  (`render_note`: decode, mix, loudness, MP3 encode) note their durations, pushed to
+  `bench:work` as "job_id what seconds" (orchestration overhead = end to end minus these).
+
+Pool children are forked after the patches, so every task is measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+
+from shared.jobs import service
+from shared.logs import job_id_var
+
+PUBLISHED_KEY = "bench:published"
+WORK_KEY = "bench:work"
+_original_mirror = service.JobStore._mirror
+
+
+def _stamped_mirror(self, job_id, owner_id, view):
+    stamp = time.time()
+    _original_mirror(self, job_id, owner_id, view)
+    try:
+        self.redis.rpush(PUBLISHED_KEY, f"{job_id} {view.seq} {stamp:.6f}")
+    except Exception:
+        pass
+
+
+def _note_work(what: str, fn):
+    @functools.wraps(fn)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - started
+            try:
+                from workers import runtime
+
+                runtime.redis().rpush(WORK_KEY, f"{job_id_var.get()} {what} {elapsed:.6f}")
+            except Exception:
+                pass
+    return timed
+
+
+def install() -> None:
+    service.JobStore._mirror = _stamped_mirror
+    from shared.perform import service as perform_service
+    from shared.providers.text.gemini import GeminiTextGenerator
+    from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider
+
+    GeminiTextGenerator.generate = _note_work("llm", GeminiTextGenerator.generate)
+    ElevenLabsVoiceProvider.synthesize = _note_work("tts", ElevenLabsVoiceProvider.synthesize)
+    perform_service.render_note = _note_work("dsp", perform_service.render_note)
+
+
+if __name__ == "__main__":
+    install()
+    from celery.__main__ import main
+
+    sys.argv = ["celery", *sys.argv[1:]]
+    sys.exit(main())
