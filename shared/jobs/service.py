@@ -97,9 +97,6 @@ class JobStore:
             pass
         return fresh
 
-    def get_doc(self, job_id: str) -> dict[str, Any] | None:
-        return self.jobs.find_one({"_id": job_id})
-
     # ----- creation (API side) -----
 
     def create(

@@ -10,7 +10,7 @@ and delete_failed (deletion gave up; reconciliation retries it).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pymongo
@@ -21,8 +21,6 @@ from pymongo.database import Database
 from shared.jobs.service import now
 
 NAME_PREFIX = "nv-"
-#: states in which a voice occupies a slot at the provider
-HOLDS_SLOT = ("creating", "ready", "evicting", "delete_failed")
 
 
 def remote_name(record_id: ObjectId, user_id: str, sha256: str) -> str:
@@ -122,10 +120,6 @@ def schedule_deletion(db: Database, record_id: ObjectId, delay: timedelta, reaso
         {"_id": record_id, "state": {"$in": ["ready", "creating"]}},
         {"$set": {"state": "evicting", "delete_after": now() + delay, "evict_reason": reason}},
     )
-
-
-def due_deletions(db: Database, at: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    return list(collection(db).find({"state": "evicting", "delete_after": {"$lte": at or now()}}).limit(limit))
 
 
 def get(db: Database, record_id: ObjectId | str) -> dict[str, Any] | None:
