@@ -33,7 +33,7 @@ os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 from shared.audio.clean import SampleRules, clean_sample
 
-FIXTURE = REPO.parent / "shared" / "fixtures" / "voice" / "sample_en_49s.mp3"
+FIXTURE = REPO / "fixtures" / "voice" / "sample_en_49s.mp3"
 SAMPLE_S = 60.0
 TARGET_X_REALTIME = 60.0
 TARGET_VS_FFMPEG = 2.0

@@ -34,7 +34,7 @@ os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from shared.audio.codec import decode_to_mono, encode_mp3
 from shared.audio.mix import render_note
 
-FIXTURE = REPO.parent / "shared" / "fixtures" / "voice" / "sample_en_49s.mp3"
+FIXTURE = REPO / "fixtures" / "voice" / "sample_en_49s.mp3"
 SR = 44100
 NOTE_S = 30.0
 CHUNKS = 3

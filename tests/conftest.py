@@ -24,7 +24,7 @@ from shared import devstack
 from shared.config import QUEUES, Settings
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "voice"
+FIXTURES = REPO / "fixtures" / "voice"
 SAMPLE = FIXTURES / "sample_en_49s.mp3"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 

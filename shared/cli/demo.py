@@ -22,7 +22,8 @@ from shared.cli.client import console, fail, follow, out, safe_name
 from shared.client import ApiError, Client
 from shared.devstack import DATA_DIR, STACK_ENV, free_port, spawn, stop_process
 
-DEFAULT_SAMPLE = Path("..") / "shared" / "fixtures" / "voice" / "sample_en_49s.mp3"
+#: the repository's own voice recording (fixtures/voice/SOURCES.md); `make demo` runs from the repo root
+DEFAULT_SAMPLE = Path("fixtures") / "voice" / "sample_en_49s.mp3"
 
 
 def _ready(url: str) -> bool:

@@ -1,6 +1,6 @@
 """Write the voice note: generate → clean → check, one retry, then the local composer.
 
-Policy (DESIGN §4, Perform):
+Policy (docs/ARCHITECTURE.md, "Perform"):
   - A draft that fails the post-checks, or a rejected/blocked answer, gets one retry with the
     same generator; the retry prompt says what was wrong with the draft.
   - ProviderUnavailableError (the SDK's retries are exhausted, or the circuit is open) and

@@ -1,6 +1,6 @@
 """The voice pool: which users' voices are warm at the provider, within its slot limit.
 
-Invariants (DESIGN.md section 5):
+Invariants (docs/ARCHITECTURE.md, "Voice pool"):
 - Our voices present at the provider (creating + ready + evicting + delete_failed) never exceed
   the capacity: each holds a numbered slot in MongoDB with a unique index (records.py).
 - A voice leased by a running synthesis is never evicted (lru.py picks only unleased voices,

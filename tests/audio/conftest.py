@@ -1,8 +1,8 @@
 """Shared fixtures for the audio DSP tests: the real voice recording and ways to derive
 variants of it (other containers, cut, padded, clipped, noisy...).
 
-The voice fixture lives beside the repository, in the shared fixtures folder:
-<repo>/../shared/fixtures/voice/sample_en_49s.mp3 (49.5 s, one speaker, mono 32 kHz MP3).
+The voice fixture is the repository's own `fixtures/voice/sample_en_49s.mp3` (49.5 s, one
+speaker, mono 32 kHz MP3; source and license in fixtures/voice/SOURCES.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.audio.helpers import FIXTURE_SR
 
 @pytest.fixture(scope="session")
 def voice_fixture_path() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "voice" / "sample_en_49s.mp3"
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "voice" / "sample_en_49s.mp3"
     assert path.is_file(), f"voice fixture missing: {path}"
     return path
 

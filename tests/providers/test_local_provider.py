@@ -35,7 +35,7 @@ from shared.providers.voice.local import (
     espeak_pitch,
 )
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "voice" / "sample_en_49s.mp3"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "voice" / "sample_en_49s.mp3"
 
 EN_SHORT = "See you on Thursday."
 EN_LONG = ("Hi, it's me. I just wanted to tell you that the meeting moved to Thursday afternoon, "
