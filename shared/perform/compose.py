@@ -52,7 +52,9 @@ def compose_voice_note(generator: TextGenerator, fallback: TextGenerator,
     problems: list[str] = []
     attempts = 0
     attempt_prompt = prompt
-    if generator is not fallback:
+    # The local composer configured as the writer is not a fallback for itself: it writes once.
+    primary_is_fallback = generator is fallback or generator.name == fallback.name
+    if not primary_is_fallback:
         while attempts < MAX_ATTEMPTS:
             attempts += 1
             try:
@@ -88,7 +90,7 @@ def compose_voice_note(generator: TextGenerator, fallback: TextGenerator,
     if issues:  # the local composer is tested to pass; if it ever does not, say so loudly
         log.error("fallback_text_checks_failed", extra={"provider": fallback.name, "issues": issues})
         problems.extend(f"{fallback.name}: {issue}" for issue in issues)
-    fell_back = generator is not fallback
+    fell_back = not primary_is_fallback
     if fell_back:
         log.warning("text_fell_back", extra={"provider": generator.name, "fallback": fallback.name,
                                              "attempts": attempts})

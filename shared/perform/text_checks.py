@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # avoid an import cycle at runtime; only the attributes are used
     from shared.perform.prompt import VoiceNotePrompt
 
-#: topics with at least this many words must not appear verbatim in the note; shorter ones
-#: ("my exam") cannot reasonably be avoided and are fine to say.
-ECHO_MIN_WORDS = 4
+#: A run of this many consecutive topic words said back verbatim is parroting: the check exists
+#: to catch a long topic pasted into the note. A shorter topic is a name ("my sister's wedding",
+#: "la boda de mi hermana"), and naming it is exactly what a note about it should do.
+ECHO_MIN_WORDS = 8
 
 # ---------------------------------------------------------------- numbers to words (0-999)
 
@@ -169,18 +170,27 @@ def language_share(text: str, language: str) -> float | None:
 
 # ---------------------------------------------------------------- echo
 
-def _fold(text: str) -> str:
-    """Case-, accent-, punctuation- and spacing-insensitive form for the echo check."""
-    text = unicodedata.normalize("NFKD", text.casefold())
+#: a word as people count them: letters and digits, with inner apostrophes ("sister's") kept
+_COUNTED_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def words_of(text: str) -> list[str]:
+    """The words of `text`, folded (case, accents, apostrophe style) for comparison. The local
+    composer counts a topic's words with this same function, so the two always agree."""
+    text = unicodedata.normalize("NFKD", text.casefold().replace("’", "'"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"\w+", text))
+    return _COUNTED_WORD.findall(text)
 
 
 def echoes_topic(text: str, topic: str) -> bool:
-    folded_topic = _fold(topic)
-    if len(folded_topic.split()) < ECHO_MIN_WORDS:
+    """True when `ECHO_MIN_WORDS` consecutive words of the topic come back verbatim."""
+    topic_words = words_of(topic)
+    n = ECHO_MIN_WORDS
+    if len(topic_words) < n:
         return False
-    return f" {folded_topic} " in f" {_fold(text)} "
+    note_words = words_of(text)
+    note_runs = {tuple(note_words[i:i + n]) for i in range(len(note_words) - n + 1)}
+    return any(tuple(topic_words[i:i + n]) in note_runs for i in range(len(topic_words) - n + 1))
 
 
 # ---------------------------------------------------------------- public API

@@ -86,6 +86,28 @@ def test_spanish_settings_give_spanish_text(client, new_user, workers):
     assert spanish > 3 and spanish > 3 * english, text
 
 
+def test_offline_note_names_its_topic_with_no_fallback_and_no_warning(client, new_user, workers):
+    import json
+
+    _, headers = user_with_voice(client, new_user)
+    jobs = [perform_ok(client, headers, routine="gratitude", topic="my sister's wedding")]
+    assert client.put("/user/settings", headers=headers, json={"language": "spanish"}).status_code == 200
+    jobs.append(perform_ok(client, headers, routine="gratitude", topic="la boda de mi hermana"))
+    for job, topic in zip(jobs, ("my sister's wedding", "la boda de mi hermana")):
+        result = job["result"]
+        assert topic in result["text"], result["text"]
+        assert result["fell_back"] is False and result["text_provider"] == "local"
+    complaints = []
+    for line in workers.log("all").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("job_id") in {j["job_id"] for j in jobs} and entry.get("level") in ("warning", "error"):
+            complaints.append(entry)
+    assert complaints == []
+
+
 @pytest.mark.parametrize("body, fragment", [
     ({"routine_type": "no_such_routine", "topic": "x"}, "routine"),
     ({"routine_type": "gratitude", "topic": "   "}, "topic"),

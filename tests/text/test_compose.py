@@ -15,6 +15,7 @@ from tests.fakes.gemini import default_reply
 
 from tests.text import KEY
 TOPIC = "my job interview at the bank tomorrow"
+LONG_TOPIC = "my job interview at the big bank downtown tomorrow morning"
 
 
 @pytest.fixture
@@ -78,12 +79,28 @@ def test_two_bad_drafts_fall_back_to_local(fake, gemini, local):
 
 
 def test_echoed_topic_is_retried_then_falls_back(fake, gemini, local):
-    p = prompt_for()
-    fake.reply_with(fn=lambda body: default_reply(body) + " Today I face my job interview at the bank tomorrow.")
+    p = prompt_for(topic=LONG_TOPIC)
+    fake.reply_with(fn=lambda body: default_reply(body) + f" Today I face {LONG_TOPIC}.")
     note = compose_voice_note(gemini, local, p)
     assert note.fell_back and note.attempts == 2
     assert any("repeats the topic" in problem for problem in note.problems)
-    assert TOPIC not in note.text
+    assert LONG_TOPIC not in note.text
+    assert_speakable(note, p)
+
+
+@pytest.mark.parametrize("language,routine,topic", [
+    ("english", "gratitude", "my sister's wedding"),
+    ("spanish", "gratitude", "la boda de mi hermana"),
+    ("english", "morning_motivation", "my first 10k on Sunday"),
+    ("english", "focus_reset", "I want to stop procrastinating on my thesis"),
+])
+def test_the_local_composer_as_the_writer_writes_once_without_complaint(local, caplog, language, routine, topic):
+    p = prompt_for(language, routine, topic)
+    with caplog.at_level("INFO", logger="shared.perform.compose"):
+        note = compose_voice_note(local, LocalTextGenerator(), p)
+    assert (note.provider, note.attempts, note.fell_back, note.problems) == ("local", 0, False, [])
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
+    assert_speakable(note, p)
 
 
 @pytest.mark.parametrize("kind", ["blocked_prompt", "safety", "empty", "recitation"])

@@ -5,10 +5,15 @@ lines, closing) in the note's language. Choices are made by a RNG seeded from
 (routine, topic, language, seed), so the same request always gives the same note and the
 output can be tested exhaustively.
 
-The topic is woven in at most once. A template cannot paraphrase, so only a short noun-like
-topic ("my exam", "mi entrevista") is quoted; a longer or sentence-like topic ("I want to stop
-procrastinating") is referred to generically ("what is on my mind"), which keeps the note
-natural and guarantees the post-check against echoing the topic passes.
+Every note names its topic, once, and always passes the post-checks (`text_checks`):
+- the topic is reduced to a speakable phrase: tags dropped, small numbers written as words
+  ("my first 10k" -> "my first ten k"), only words kept, at most `ECHO_MIN_WORDS - 1` of them
+  (counted with the checks' own `words_of`), so it can never be an echo of the topic;
+- a noun-like phrase ("my sister's wedding", "la boda de mi hermana") fills the routine's topic
+  line ("Today my focus is {about}");
+- a sentence-like or shortened one ("I want to stop procrastinating") is said as a thought
+  ("Here is what is on my mind today: ..."), because a template cannot paraphrase it;
+- only a topic with nothing speakable in it falls back to the routine's generic reference.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import re
 from typing import TYPE_CHECKING
 
 from shared.perform.routines import Templates, get_routine
-from shared.perform.text_checks import ECHO_MIN_WORDS
+from shared.perform.text_checks import ECHO_MIN_WORDS, numbers_to_words, words_of
 from shared.providers.text.base import GeneratedText
 
 if TYPE_CHECKING:
@@ -28,34 +33,51 @@ if TYPE_CHECKING:
 PROVIDER = "local"
 MODEL = "template-v1"
 
-_MAX_QUOTED_WORDS = ECHO_MIN_WORDS - 1  # longer topics would trip the echo check
-_MAX_QUOTED_CHARS = 40
-# A topic that starts like a sentence reads badly after "about ..." / "en ...".
+_MAX_PHRASE_WORDS = ECHO_MIN_WORDS - 1  # one word more and the phrase could echo the topic
+_MAX_WORD_CHARS = 24  # a longer "word" is a string of letters nobody would say
+# A topic that starts like a sentence reads badly after "my focus is ..." / "me enfoco en ...".
 _SENTENCE_STARTERS = frozenset("""i i'm im me we you it is are am was be do don't can will want need feel
-    have has how why what when should please ignore tell say write
+    have has how why what when should please ignore tell say write let help make get
     yo estoy soy quiero necesito tengo siento me no cómo como por qué porque cuando
-    debo puedo dime di escribe ignora""".split())
-# Letters only (any script), words joined by single spaces, inner apostrophes or hyphens,
-# optional final punctuation: anything else (digits, symbols, quotes, tags) is not quoted.
-_PLAIN_PHRASE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*(?: [^\W\d_]+(?:['’-][^\W\d_]+)*)*[.!?]*")
+    debo puedo dime di escribe ignora ayúdame hazme""".split())
+# A shortened phrase should not stop on a word that needs a continuation ("the", "de", "my").
+_DANGLING = frozenset("""a an the and or but to of for in on at by with from my your our their his her its
+    about into than that this these those as is are was be
+    el la los las un una unos unas y o pero de del al en con por para mi mis tu tus su sus que
+    sobre como es son""".split())
+_TAG = re.compile(r"<[^<>]*>")
+_DIGITS_THEN_LETTERS = re.compile(r"(\d)(?=[^\W\d_])")  # "10k" is said "ten k"
+_PHRASE_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+# Said when the topic is a thought rather than a thing; one is picked per note.
+_THOUGHT_LINES = {
+    "english": ("Here is what is on my mind today: {phrase}.",
+                "One thing keeps coming back to me today: {phrase}.",
+                "Today I am carrying this thought: {phrase}."),
+    "spanish": ("Esto es lo que tengo en mente hoy: {phrase}.",
+                "Hay algo que vuelve a mí hoy: {phrase}.",
+                "Hoy llevo conmigo este pensamiento: {phrase}."),
+}
+
+
+def topic_phrase(topic: str, language: str) -> tuple[str, bool]:
+    """The topic as a speakable phrase, and whether it reads as a thing (noun-like and whole)
+    rather than a thought. ("", False) when nothing in it can be said."""
+    text = numbers_to_words(_DIGITS_THEN_LETTERS.sub(r"\1 ", _TAG.sub(" ", topic)), language)
+    words = [w for w in _PHRASE_WORD.findall(text) if len(w) <= _MAX_WORD_CHARS]
+    whole = len(words) <= _MAX_PHRASE_WORDS and len(words_of(" ".join(words))) <= _MAX_PHRASE_WORDS
+    while words and len(words_of(" ".join(words))) > _MAX_PHRASE_WORDS:
+        words.pop()
+    while len(words) > 1 and words[-1].lower() in _DANGLING:
+        words.pop()
+        whole = False
+    if not words:
+        return "", False
+    noun_like = whole and words[0].lower() not in _SENTENCE_STARTERS
+    return " ".join(words), noun_like
 
 
 def _words(text: str) -> int:
     return len(text.split())
-
-
-def topic_reference(topic: str, generic: str) -> str:
-    """What to put in "{about}": the topic itself when it is a short, plain, noun-like phrase;
-    the routine's generic reference otherwise."""
-    topic = topic.strip()
-    if (
-        _PLAIN_PHRASE.fullmatch(topic)
-        and _words(topic) <= _MAX_QUOTED_WORDS
-        and len(topic) <= _MAX_QUOTED_CHARS
-        and topic.split()[0].lower() not in _SENTENCE_STARTERS
-    ):
-        return topic.rstrip(".!?")
-    return generic
 
 
 class LocalTextGenerator:
@@ -71,14 +93,22 @@ class LocalTextGenerator:
         hi = prompt.max_words or routine.max_words
         key = f"{routine.type}|{prompt.topic}|{prompt.language}|{prompt.seed}".encode()
         rng = random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-        about = topic_reference(prompt.topic, templates.generic_about)
-        text = self._compose(templates, about, lo, hi, rng)
+        text = self._compose(templates, self._topic_line(templates, prompt, rng), lo, hi, rng)
         return GeneratedText(text=text, model=MODEL, provider=PROVIDER, finish_reason="STOP")
 
     @staticmethod
-    def _compose(t: Templates, about: str, lo: int, hi: int, rng: random.Random) -> str:
+    def _topic_line(t: Templates, prompt: VoiceNotePrompt, rng: random.Random) -> str:
+        phrase, noun_like = topic_phrase(prompt.topic, prompt.language)
+        line = rng.choice(t.topic_lines)  # drawn either way, so one topic's notes vary alike
+        if noun_like:
+            return line.replace("{about}", phrase)
+        if phrase:
+            return rng.choice(_THOUGHT_LINES[prompt.language]).replace("{phrase}", phrase)
+        return line.replace("{about}", t.generic_about)
+
+    @staticmethod
+    def _compose(t: Templates, topic_line: str, lo: int, hi: int, rng: random.Random) -> str:
         opening = rng.choice(t.openings)
-        topic_line = rng.choice(t.topic_lines).replace("{about}", about)
         closing = rng.choice(t.closings)
         # Aim somewhere in the middle half of the range, never past the top.
         target = rng.randint(lo + (hi - lo) // 4, hi - (hi - lo) // 4)
