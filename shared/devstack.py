@@ -207,6 +207,32 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def busy_ports(api_port: int, flower_port: int, metrics_ports: dict[str, int]) -> list[str]:
+    """What is already listening where the stack wants to, each with how to choose another
+    port; empty when everything is free."""
+    problems = []
+    for setting, port in (("API_PORT", api_port), ("FLOWER_PORT", flower_port)):
+        if not port_is_free(port):
+            problems.append(f"port {port} ({setting}) is already in use, perhaps by another `make run`; "
+                            f"choose another, e.g. {setting}={port + 1} make run")
+    taken = sorted(p for p in metrics_ports.values() if not port_is_free(p))
+    if taken:
+        first = min(metrics_ports.values())
+        problems.append(f"port {', '.join(map(str, taken))} (WORKER_METRICS_PORT, {first} and the next "
+                        f"{len(metrics_ports) - 1}) is already in use; choose another, e.g. "
+                        f"WORKER_METRICS_PORT={first + 10} make run, or WORKER_METRICS_PORT=0 for no exporters")
+    return problems
+
+
 def run_stack(api_port: int | None = None, flower_port: int | None = None) -> int:
     """Start everything, print the URLs, supervise until interrupted; returns an exit code."""
     from shared.config import Settings
@@ -214,6 +240,14 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
     settings = Settings()
     api_port = api_port or int(os.environ.get("API_PORT", settings.api_port))
     flower_port = flower_port or int(os.environ.get("FLOWER_PORT", settings.flower_port))
+    metrics_ports = worker_metrics_ports(settings)
+    # Checked before anything starts: a taken port would otherwise surface as a child that
+    # exits at once, after the stores were already started.
+    problems = busy_ports(api_port, flower_port, metrics_ports)
+    if problems:
+        print("New Visions dev stack: cannot start.", *(f"  {p}" for p in problems), sep="\n", file=sys.stderr,
+              flush=True)
+        return 2
     logs = DATA_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(env={})
@@ -252,7 +286,6 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             stack.add("api", spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                                     "--port", str(api_port), "--no-access-log", "--no-proxy-headers"], env=env,
                                    log_path=logs / "api.log"))
-            metrics_ports = worker_metrics_ports(settings)
             for queue in QUEUES:
                 conc = settings.concurrency(queue)
                 stack.add(f"worker:{queue}", spawn(worker_argv([queue], queue, conc),

@@ -112,3 +112,24 @@ def _three_users_share_two_slots(api: str, stack_dir: Path, exe: str, env: dict)
     assert status["warm"] <= 2 and status["evictions"] >= 1
     for c in clients:
         c.close()
+
+
+@pytest.mark.parametrize("setting", ["API_PORT", "FLOWER_PORT"])
+def test_dev_up_on_a_busy_port_says_which_and_starts_nothing(stack_dir, setting):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = {"API_PORT": str(free_port()), "FLOWER_PORT": str(free_port()), setting: str(busy)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "FLOWER_"))}
+        env.update({**ports, "PYTHONPATH": str(Path.cwd()), "WORKER_METRICS_PORT": "0"})
+        exe = str(Path(sys.executable).parent / "newvisions")
+        done = subprocess.run([exe, "dev", "up"], cwd=stack_dir, env=env, capture_output=True, text=True,
+                              timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert f"port {busy} ({setting}) is already in use" in output and f"{setting}=" in output
+    assert "Traceback" not in output and "started" not in output
+    assert not (stack_dir / ".data" / "redis").exists() and not (stack_dir / ".data" / "mongo").exists()
