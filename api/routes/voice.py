@@ -1,36 +1,65 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.formparsers import MultiPartException
 
 from api.deps import CurrentUser, Db, Jobs, SettingsDep, UploadLimit
 from api.responses import accepted
-from shared.errors import NotFound, SampleTooLarge
+from shared.errors import NotFound, SampleTooLarge, ValidationFailed
 from shared import storage
 from shared.voices.clone import accept_upload, voice_meta
 
 router = APIRouter(prefix="/user/voice", tags=["voice"])
 
 
-def _read_bounded(file: UploadFile, limit: int) -> bytes:
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise SampleTooLarge(f"The file is larger than the {limit / 1e6:.0f} MB limit.")
-    return data
+#: documented by hand: the route reads the multipart body itself, after authentication
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "The recording: mp3, wav, m4a, ogg, webm or flac, 30 s - 3 min"}},
+}}}}}
 
 
-@router.post("", status_code=202, responses={
+async def _read_sample(request: Request, limit: int) -> tuple[bytes, str, str | None]:
+    """The uploaded file's bytes, name and declared type, read only now: the route's
+    dependencies (authentication, rate limit) have already run, so an anonymous or throttled
+    request is answered before a byte of its body is read or spooled."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise ValidationFailed("Send the recording as multipart/form-data with a 'file' field.",
+                               action="Upload the file as form field 'file' (curl -F file=@sample.mp3).")
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
+    except (MultiPartException, ValueError) as exc:
+        raise ValidationFailed(f"The multipart body could not be read ({exc}).") from exc
+    try:
+        file = form.get("file")
+        if not isinstance(file, StarletteUploadFile):
+            raise ValidationFailed("file: a recording is required in the form field 'file'.",
+                                   details={"field": "file"})
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise SampleTooLarge(f"The file is larger than the {limit / 1e6:.0f} MB limit.")
+        return data, file.filename or "sample", file.content_type
+    finally:
+        await form.close()
+
+
+@router.post("", status_code=202, openapi_extra=_UPLOAD_BODY, responses={
     202: {"description": "Accepted: `{job_id, status_url, events_url, job}`"},
     409: {"description": "CLONE_IN_PROGRESS"}, 413: {"description": "SAMPLE_TOO_LARGE"},
     422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"},
     429: {"description": "RATE_LIMITED (uploads per user, or too soon after a clone)"}})
-def upload_sample(request: Request, file: UploadFile, user: CurrentUser, _limit: UploadLimit, db: Db,
-                  jobs: Jobs, settings: SettingsDep):
+async def upload_sample(request: Request, user: CurrentUser, _limit: UploadLimit, db: Db, jobs: Jobs,
+                        settings: SettingsDep):
     """Upload a voice sample (30 s – 3 min; mp3, wav, m4a, ogg, webm or flac). A clone job
     cleans it and creates your voice; follow it at `events_url`. Oversized bodies are refused
-    before they are read (BodySizeLimitMiddleware); the file itself is checked here."""
-    data = _read_bounded(file, settings.sample_max_bytes)
-    view = accept_upload(db, jobs, settings, user, data, file.filename or "sample", file.content_type)
+    before they are read (BodySizeLimitMiddleware), and nothing is read before the caller is
+    authenticated and within its upload limit."""
+    data, filename, content_type = await _read_sample(request, settings.sample_max_bytes)
+    view = await run_in_threadpool(accept_upload, db, jobs, settings, user, data, filename, content_type)
     return accepted(request, view)
 
 

@@ -168,3 +168,35 @@ def test_oversized_chunked_upload_is_cut_off(client, new_user, settings):
                        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status_code == 413, resp.text
     assert resp.json()["error"] == "SAMPLE_TOO_LARGE"
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer not-a-token"])
+def test_an_unauthenticated_upload_is_answered_before_its_body_is_read(api_url, settings, auth):
+    """Only the head and a sliver of the body are sent: a server that read (and spooled) the
+    body before checking the caller would wait for the rest, and time out here."""
+    host, port = urlsplit(api_url).hostname, urlsplit(api_url).port
+    declared = settings.sample_max_bytes  # within the size limit: only authentication can refuse it
+    head = (f"POST /user/voice HTTP/1.1\r\nHost: api\r\n" + (f"Authorization: {auth}\r\n" if auth else "")
+            + f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {declared}\r\n\r\n"
+            + "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n").encode()
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(head + bytes(64 * 1024))
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)  # times out (fails) if the server waits for the body
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 401"), answer[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] in ("AUTH_REQUIRED", "TOKEN_INVALID")
+
+
+def test_an_upload_that_is_not_multipart_gets_a_clear_422(client, new_user):
+    _, headers = new_user()
+    resp = client.post("/user/voice", headers={**headers, "Content-Type": "audio/mpeg"},
+                       content=b"ID3" + bytes(1000))
+    assert resp.status_code == 422 and resp.json()["error"] == "VALIDATION_ERROR"
+    assert "multipart" in resp.json()["message"]
+    resp = client.post("/user/voice", headers=headers, files={"other": ("a.mp3", b"x", "audio/mpeg")})
+    assert resp.status_code == 422 and "file" in resp.json()["message"]
