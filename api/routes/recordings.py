@@ -6,12 +6,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, Db
-from shared import storage
 from shared.recordings import service
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-CHUNK = 256 * 1024
 
 
 @router.get("")
@@ -31,9 +29,8 @@ def get_recording(recording_id: str, user: CurrentUser, db: Db) -> dict:
                        416: {"description": "Range not satisfiable"}})
 def recording_audio(recording_id: str, request: Request, user: CurrentUser, db: Db):
     """The MP3. Supports `Range: bytes=start-end` so players can seek."""
-    doc = service.get_owned(db, str(user["_id"]), recording_id)
-    grid_out = storage.open_stream(db, storage.RECORDINGS, doc["file_id"])
-    size = grid_out.length
+    audio = service.open_audio(db, str(user["_id"]), recording_id)
+    size = audio.size
     headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'inline; filename="{recording_id}.mp3"',
                "Cache-Control": "private, max-age=3600"}
     start, end = 0, size - 1
@@ -48,27 +45,13 @@ def recording_audio(recording_id: str, request: Request, user: CurrentUser, db: 
             else:  # suffix range: the last N bytes
                 start, end = max(0, size - int(last)), size - 1
             if start >= size or start > end:
-                grid_out.close()
+                audio.close()
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", **headers})
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         # a malformed or multi-range header is ignored: the whole file is sent (RFC 9110 allows it)
     headers["Content-Length"] = str(end - start + 1)
-    grid_out.seek(start)
-
-    def body():
-        remaining = end - start + 1
-        try:
-            while remaining > 0:
-                chunk = grid_out.read(min(CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                yield chunk
-        finally:
-            grid_out.close()
-
-    return StreamingResponse(body(), status_code=status, media_type="audio/mpeg", headers=headers)
+    return StreamingResponse(audio.read(start, end), status_code=status, media_type="audio/mpeg", headers=headers)
 
 
 @router.delete("/{recording_id}", status_code=204)

@@ -54,6 +54,11 @@ def test_perform_end_to_end(client, new_user, workers, db, settings):
     assert item["id"] == result["recording_id"] and item["routine_type"] == "morning_motivation"
     assert item["title"] == "Voice note" and item["chars_effective"] == chars["effective"]
 
+    # one document holds the note and its MP3: nothing went to GridFS
+    stored = db["recordings"].find_one({"job_id": job["job_id"]})
+    assert len(stored["audio"]) == item["size"] and "file_id" not in stored
+    assert db["recordings.files"].count_documents({"metadata.job_id": job["job_id"]}) == 0
+
     audio = client.get(item["audio_url"], headers=headers)
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
     assert int(audio.headers["content-length"]) == item["size"] == len(audio.content)
@@ -255,3 +260,25 @@ def test_recordings_pagination_range_delete_and_ownership(client, new_user, work
     assert client.delete(f"/recordings/{ids[0]}", headers=headers).status_code == 204
     assert client.get(url, headers=headers).status_code == 404
     assert client.get("/recordings", headers=headers).json()["total"] == 2
+
+
+def test_a_long_note_goes_to_gridfs_and_a_missing_blob_answers_404(client, new_user, db):
+    """A note above the inline limit is stored in GridFS; if its file is gone (deleted under a
+    download, or lost), the audio answers 404 with the action to take, never a 500."""
+    import uuid
+
+    from shared import storage
+    from shared.recordings import service as recordings
+
+    user, headers = new_user()
+    mp3 = bytes(range(256)) * 64
+    rec = recordings.store(db, job_id=uuid.uuid4().hex, user_id=user["id"], mp3=mp3,
+                           meta={"title": "Long note"}, inline_max_bytes=1024)
+    url = f"/recordings/{rec['_id']}/audio"
+    assert rec["file_id"] and client.get(url, headers=headers).content == mp3
+    part = client.get(url, headers={**headers, "Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == mp3[1000:2000]
+    storage.delete(db, storage.RECORDINGS, rec["file_id"])
+    gone = client.get(url, headers=headers)
+    assert gone.status_code == 404, gone.text
+    assert gone.json()["error"] == "NOT_FOUND" and gone.json()["action"]
