@@ -94,6 +94,20 @@ def char_bounds(language: str, min_words: int, max_words: int) -> tuple[int, int
     return int(min_words * per_word * _MIN_SLACK), int(max_words * per_word * _MAX_SLACK)
 
 
+def note_char_bounds(routine: Routine, language: str) -> tuple[int, int]:
+    """The shortest and longest note (in characters) the post-checks accept for the routine:
+    what the quota must be able to pay for, and what it holds while the note is written."""
+    return char_bounds(normalize_language(language), routine.min_words, routine.max_words)
+
+
+def _fit_to_budget(language: str, min_words: int, max_words: int, budget_chars: int) -> tuple[int, int]:
+    """A word range whose longest note stays within `budget_chars` (a quota nearly used up)."""
+    per_word = _CHARS_PER_WORD[language]
+    max_words = max(11, min(max_words, int(budget_chars / (per_word * 1.15))))
+    min_words = max(10, min(min_words, int(max_words * 0.6)))
+    return min_words, max_words
+
+
 def _system_instruction(routine: Routine, language: str, min_words: int, max_words: int) -> str:
     text = routine.text(language)
     name = _LANGUAGE_NAMES[language]
@@ -134,15 +148,21 @@ def build_voice_note_prompt(
     *,
     target_words: tuple[int, int] | None = None,
     seed: int = 0,
+    budget_chars: int | None = None,
 ) -> VoiceNotePrompt:
     """Build the prompt for one voice note. `topic` is normalised (and validated) here again
-    so that no caller can hand raw input to the LLM by mistake."""
+    so that no caller can hand raw input to the LLM by mistake. `budget_chars`: the most the
+    note may cost (what the quota holds for it); the length is aimed below it and checked."""
     language = normalize_language(language)
     topic = normalize_topic(topic)
     min_words, max_words = target_words or (routine.min_words, routine.max_words)
     if not 10 <= min_words < max_words <= 400:
         raise ValueError(f"target_words {min_words}-{max_words} out of range")
     min_chars, max_chars = char_bounds(language, min_words, max_words)
+    if budget_chars is not None and budget_chars < max_chars:
+        min_words, max_words = _fit_to_budget(language, min_words, max_words, budget_chars)
+        min_chars = min(min_chars, char_bounds(language, min_words, max_words)[0])
+        max_chars = budget_chars
     user_content = "\n".join([
         f"Write the {routine.text('english').title.lower()} voice note now, in {_LANGUAGE_NAMES[language]}, "
         f"between {min_words} and {max_words} words.",

@@ -1,10 +1,13 @@
 """Perform: write a voice note, charge it once, speak it in the user's voice, mix, store.
 
-API side (`submit_perform`) validates and checks the cheap preconditions (a voice or a stored
-sample, some quota left), then creates the job, honouring an Idempotency-Key.
-Worker side (`run_perform`) runs the stages composing → charging → acquiring_voice →
-synthesizing → mixing → storing. It is idempotent per job: the composed text is kept on the
-job, the charge and the recording are keyed by the job id. A failure after charging refunds.
+API side (`submit_perform`) validates and checks the cheap preconditions from the user it
+already has (a voice or a stored sample; enough quota left for the routine's shortest note),
+then creates the job, honouring an Idempotency-Key.
+Worker side (`run_perform`) runs the stages reserving → composing → acquiring_voice →
+synthesizing → mixing → storing. Characters are held before the writer (a paid call) is asked
+for anything, and the note is written within what was held. It is idempotent per job: the
+composed text is kept on the job, the charge and the recording are keyed by the job id. A
+failure gives back what was held or charged.
 """
 
 from __future__ import annotations
@@ -22,24 +25,29 @@ from pymongo.database import Database
 from shared import metrics
 from shared.audio.mix import render_note
 from shared.config import Settings
-from shared.errors import ProviderUnavailable, VoiceCloneRequired
+from shared.errors import AppError, ProviderUnavailable, VoiceCloneRequired
 from shared.jobs.service import JobStore, now
 from shared.perform.compose import compose_voice_note
-from shared.perform.prompt import build_voice_note_prompt, normalize_topic
-from shared.perform.routines import get_routine
+from shared.perform.prompt import build_voice_note_prompt, normalize_topic, note_char_bounds
+from shared.perform.routines import Routine, get_routine
 from shared.perform.synthesis import split_for_synthesis, voice_settings_for
 from shared.providers.errors import VoiceNotFoundError
 from shared.providers.text.base import TextGenerator
 from shared.providers.voice.base import VoiceProvider
 from shared.quota import service as quota
-from shared.quota.costs import effective_chars
+from shared.quota.costs import effective_chars, raw_chars_within
 from shared.recordings import service as recordings
-from shared.stores import STORE_DOWN_ERRORS
 from shared.users.service import read_settings
 from shared.pool.service import VoicePool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float | None], None]
+
+
+def note_costs(routine: Routine, language: str, model_id: str) -> tuple[int, int]:
+    """Effective characters of the routine's shortest and longest acceptable note."""
+    shortest, longest = note_char_bounds(routine, language)
+    return effective_chars(shortest, model_id), effective_chars(longest, model_id)
 
 
 # ------------------------------------------------------------------ API side
@@ -50,23 +58,26 @@ def request_hash(routine_type: str, topic: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_perform(db: Database, jobs: JobStore, user: dict[str, Any], routine_type: str, topic: str,
+def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], routine_type: str, topic: str,
                    idempotency_key: str | None) -> tuple[Any, bool, quota.QuotaState]:
     routine = get_routine(routine_type)
     clean_topic = normalize_topic(topic)
     payload = {"routine_type": routine.type, "topic": clean_topic}
     key_hash = request_hash(routine.type, clean_topic)
-    replay = idempotency_key is not None and db["jobs"].find_one(
-        {"user_id": str(user["_id"]), "kind": "perform", "idempotency_key": idempotency_key}, {"_id": 1})
-    if replay:
+    user_id = str(user["_id"])
+    try:
+        _require_voice(user)
+        shortest, _ = note_costs(routine, read_settings(user).language, settings.voice_model_id)
+        state = quota.require_room_for(user, shortest)
+    except AppError:
         # A replay answers with the job it started even if, since then, the quota ran out:
         # the preconditions held when the request was accepted.
-        state = quota.state(db, user["_id"], user)
-    else:
-        _require_voice(user)
-        # `user` was read by the auth dependency in this request: no second read of its quota
-        state = quota.require_some_left(db, user["_id"], user)
-    view, created = jobs.submit(kind="perform", user_id=str(user["_id"]), payload=payload,
+        replayed = idempotency_key and jobs.replay(user_id=user_id, kind="perform",
+                                                   idempotency_key=idempotency_key, request_hash=key_hash)
+        if not replayed:
+            raise
+        return replayed, False, quota.state_of(user)
+    view, created = jobs.submit(kind="perform", user_id=user_id, payload=payload,
                                 idempotency_key=idempotency_key, request_hash=key_hash)
     return view, created, state
 
@@ -94,15 +105,16 @@ class PerformDeps:
 
 
 def run_perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict[str, Any]:
-    user_oid = ObjectId(job["user_id"])
-    try:
-        return _perform(job, deps, progress)
-    except STORE_DOWN_ERRORS:
-        raise  # the task is retried as a whole; the charge (keyed by job) carries over
-    except Exception:
-        if quota.refund(deps.db, user_oid, job["_id"]):
-            log.info("perform failed after charging; refunded")
-        raise
+    """The perform job body. A failure is undone by `perform_job_failed` once the job is failed,
+    whoever fails it; a store outage is retried as a whole (the charge, keyed by job, carries
+    over)."""
+    return _perform(job, deps, progress)
+
+
+def perform_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any]) -> None:
+    """Failure hook of perform jobs (shared.jobs.model.KINDS): give back the characters."""
+    if quota.release(db, ObjectId(job["user_id"]), job["_id"]):
+        log.info("perform failed after reserving characters; given back", extra={"error": error.get("error")})
 
 
 def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict[str, Any]:
@@ -114,15 +126,17 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
     routine = get_routine(job["payload"]["routine_type"])
     topic = job["payload"]["topic"]
 
-    progress("composing", 0.1)
-    note = _composed_note(job, deps, routine, topic, prefs.language)
-    text = note["text"]
+    progress("reserving", 0.05)
+    shortest, longest = note_costs(routine, prefs.language, provider.model_id)
+    held = quota.reserve(db, user, job["_id"], longest=longest, shortest=shortest, model=provider.model_id,
+                         provider=provider.name)
 
-    progress("charging", 0.3)
+    progress("composing", 0.1)
+    note = _composed_note(job, deps, routine, topic, prefs.language,
+                          budget_chars=raw_chars_within(held.held, provider.model_id))
+    text = note["text"]
     raw = len(text)
     effective = effective_chars(raw, provider.model_id)
-    charged = quota.charge(db, user["_id"], job["_id"], raw=raw, effective=effective, model=provider.model_id,
-                           provider=provider.name)
 
     progress("acquiring_voice", 0.4)
     chunks = split_for_synthesis(text, settings.synthesis_chunk_chars)
@@ -144,7 +158,6 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
     finally:
         pool.release(lease)
     voice_id, rewarmed = lease.voice_id, lease.rewarmed
-    quota.record_provider_cost(db, job["_id"], provider_cost)
 
     progress("mixing", 0.8)
     try:
@@ -164,7 +177,9 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         "voice_id": voice_id, "chars_raw": raw, "chars_effective": effective, "provider_cost": provider_cost,
         "model": provider.model_id, "provider": provider.name, "text_provider": note["provider"],
         "text_model": note["model"]})
-    db["users"].update_one({"_id": user["_id"]}, {"$set": {"last_perform_at": now()}})
+    quota.settle(db, user["_id"], job["_id"], held, raw=raw, effective=effective, provider_cost=provider_cost,
+                 also_set={"last_perform_at": now()})
+    charged = quota.state(db, user["_id"])
     # counted once the note is delivered, so it matches what the quota keeps charged
     metrics.chars_generated(raw, effective)
     return {
@@ -186,13 +201,14 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
     }
 
 
-def _composed_note(job: dict[str, Any], deps: PerformDeps, routine, topic: str, language: str) -> dict[str, Any]:
+def _composed_note(job: dict[str, Any], deps: PerformDeps, routine, topic: str, language: str,
+                   budget_chars: int) -> dict[str, Any]:
     """Compose once per job: a redelivered task speaks (and charges) the same text."""
     saved = (job.get("work") or {}).get("note")
     if saved:
         return saved
     seed = int(job["_id"][:8], 16)
-    prompt = build_voice_note_prompt(routine, topic, language, seed=seed)
+    prompt = build_voice_note_prompt(routine, topic, language, seed=seed, budget_chars=budget_chars)
     composed = compose_voice_note(deps.generator, deps.fallback, prompt)
     note = {"text": composed.text, "provider": composed.provider, "model": composed.model,
             "fell_back": composed.fell_back, "problems": composed.problems[:10]}

@@ -21,3 +21,8 @@ def cost_factor(model_id: str) -> float:
 def effective_chars(raw_chars: int, model_id: str) -> int:
     """Characters charged against the quota; rounded up so a note never costs nothing."""
     return math.ceil(raw_chars * cost_factor(model_id))
+
+
+def raw_chars_within(effective_budget: int, model_id: str) -> int:
+    """The longest text whose effective cost stays within `effective_budget`."""
+    return math.floor(effective_budget / cost_factor(model_id))

@@ -1,29 +1,46 @@
-"""The monthly character quota: charged exactly once per job, never past the limit.
+"""The monthly character quota: a note holds characters before it is written, and is charged
+its real length exactly once, in exactly one month.
 
-Each charge is one atomic update of the user document whose filter carries both guards:
-the job is not among this period's charged jobs, and charCount + cost stays within
-monthlyLimit. Two concurrent performs can never both pass, and a redelivered job can never
-pay twice. A refund is the mirror image, keyed by the same job. The `charges` collection
-keeps an audit line per job (ours beside what the provider says it billed).
+The life of one perform job's charge (`charges` collection, `_id` = job id):
+- `reserve` (before any paid call): the routine's longest note, or what is left if that is
+  less, is held: the user's `charCount` grows by the hold, the job joins `charged_jobs` and
+  `held.<job>` records the amount. One atomic update whose filter carries every guard: the job
+  is not counted yet, and `charCount + hold` stays within `monthlyLimit`; so two concurrent
+  performs can never both pass, and a redelivered job can never pay twice. The audit line is
+  written first: a run that dies between the two writes is finished by the next run.
+- `settle` (the note is stored): the hold becomes the note's real cost (`held.<job>` is the
+  guard: only one settlement can find it), in the same write as `last_perform_at`.
+- `release` (the job failed): the hold, or a settled charge, goes back, once.
+A job's charge belongs to the month it was reserved in: a run redelivered after the month
+rolled over finds its audit line from the earlier month and is not charged again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
 from bson import ObjectId
 from pymongo.database import Database
 
-from shared.errors import QuotaExceeded
+from shared.errors import AppError, QuotaExceeded
 from shared.jobs.service import now
+
+#: fields of the user document the quota reads
+QUOTA_FIELDS = {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1, "quota_period": 1, "charged_jobs": 1}
 
 
 def period_of(ts: datetime | None = None) -> str:
     ts = ts or now()
     return f"{ts.year:04d}-{ts.month:02d}"
+
+
+def next_reset(period: str) -> datetime:
+    """When the quota period `YYYY-MM` ends: the first instant of the next month, UTC."""
+    year, month = (int(part) for part in period.split("-"))
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,15 @@ class QuotaState:
     def to_dict(self) -> dict[str, Any]:
         return {"charCount": self.charCount, "monthlyLimit": self.monthlyLimit,
                 "charsUsedRaw": self.charsUsedRaw, "charsUsedEffective": self.charCount,
-                "remaining": self.remaining, "period": self.period}
+                "remaining": self.remaining, "period": self.period,
+                "resetsAt": next_reset(self.period).isoformat()}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    held: int  # effective characters held for the job
+    period: str  # the month the job's charge belongs to
+    settled: bool = False  # an earlier run of the job already settled it
 
 
 def roll_over(db: Database, user_oid: ObjectId, at: datetime | None = None) -> bool:
@@ -50,95 +75,125 @@ def roll_over(db: Database, user_oid: ObjectId, at: datetime | None = None) -> b
     result = db["users"].update_one(
         {"_id": user_oid, "quota_period": {"$ne": period}},
         {"$set": {"quota_period": period, "charCount": 0, "charsUsedRaw": 0, "charged_jobs": [],
-                  "refunded_jobs": [], "quota_reset_at": now()}},
+                  "refunded_jobs": [], "held": {}, "quota_reset_at": now()}},
     )
     return result.modified_count == 1
 
 
-def state(db: Database, user_oid: ObjectId, user: dict[str, Any] | None = None) -> QuotaState:
-    """The user's quota now. `user`: the account document the caller has just read (the API's
-    authenticated user); when it is already in the current period, the roll-over could change
-    nothing and a re-read would return the same fields, so it is used as is."""
-    if user is not None and user.get("quota_period") == period_of() and "charCount" in user:
-        return _state(user)
-    roll_over(db, user_oid)
-    user = db["users"].find_one({"_id": user_oid}, {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1,
-                                                    "quota_period": 1})
-    return _state(user)
+def state_of(user: dict[str, Any]) -> QuotaState:
+    """The quota as this user document shows it; a document still in an ended month shows the
+    fresh month it will roll over to."""
+    period = period_of()
+    if user.get("quota_period") != period:
+        return QuotaState(0, user.get("monthlyLimit", 0), 0, period)
+    return QuotaState(user.get("charCount", 0), user.get("monthlyLimit", 0), user.get("charsUsedRaw", 0), period)
 
 
-def _state(user: dict[str, Any]) -> QuotaState:
-    return QuotaState(user.get("charCount", 0), user.get("monthlyLimit", 0), user.get("charsUsedRaw", 0),
-                      user.get("quota_period") or period_of())
+def state(db: Database, user_oid: ObjectId) -> QuotaState:
+    user = db["users"].find_one({"_id": user_oid}, QUOTA_FIELDS)
+    return state_of(user or {})
 
 
-def require_some_left(db: Database, user_oid: ObjectId, user: dict[str, Any] | None = None) -> QuotaState:
-    """The API's cheap precondition: refuse a perform when nothing is left this period."""
-    current = state(db, user_oid, user)
-    if current.remaining <= 0:
-        raise QuotaExceeded(f"This month's {current.monthlyLimit} characters are used up.",
-                            details={"quota": current.to_dict()})
+def require_room_for(user: dict[str, Any], needed: int) -> QuotaState:
+    """The API's cheap precondition, from the user it already has: refuse a perform when what is
+    left this month cannot pay for the shortest note the routine writes."""
+    current = state_of(user)
+    if current.remaining < needed:
+        left = "nothing is" if current.remaining == 0 else f"only {current.remaining} are"
+        raise QuotaExceeded(
+            f"The shortest note of this routine needs {needed} characters; {left} left of this month's "
+            f"{current.monthlyLimit}.", details={"quota": current.to_dict(), "needed": needed})
     return current
 
 
-def charge(db: Database, user_oid: ObjectId, job_id: str, *, raw: int, effective: int, model: str,
-           provider: str) -> QuotaState:
-    """Charge `effective` characters for the job, once. A second call for the same job is a
-    no-op that returns the current state. Raises QuotaExceeded when it does not fit."""
-    roll_over(db, user_oid)
-    users = db["users"]
-    updated = users.find_one_and_update(
-        {"_id": user_oid, "charged_jobs": {"$ne": job_id}, "refunded_jobs": {"$ne": job_id},
-         "$expr": {"$lte": [{"$add": [{"$ifNull": ["$charCount", 0]}, effective]}, "$monthlyLimit"]}},
-        {"$inc": {"charCount": effective, "charsUsedRaw": raw}, "$push": {"charged_jobs": job_id}},
-        projection={"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1, "quota_period": 1},
-        return_document=True,
-    )
-    if updated is None:
-        user = users.find_one({"_id": user_oid})
-        if job_id in (user.get("charged_jobs") or []):
-            # already charged: exactly once. The audit line may be missing if the run that
-            # charged died right after; a no-op when it is there.
-            _audit_charge(db, job_id, user_oid, raw, effective, model, provider, user.get("quota_period"))
-            return _state(user)
-        current = _state(user)
-        raise QuotaExceeded(
-            f"This note needs {effective} characters; {current.remaining} of {current.monthlyLimit} are left "
-            f"this month.", details={"quota": current.to_dict(), "needed": effective})
-    _audit_charge(db, job_id, user_oid, raw, effective, model, provider, updated.get("quota_period"))
-    return _state(updated)
-
-
-def _audit_charge(db: Database, job_id: str, user_oid: ObjectId, raw: int, effective: int, model: str,
-                  provider: str, period: str | None) -> None:
+def reserve(db: Database, user: dict[str, Any], job_id: str, *, longest: int, shortest: int, model: str,
+            provider: str) -> Reservation:
+    """Hold up to `longest` effective characters for the job (what is left, if less, as long as
+    it pays for `shortest`). Idempotent per job; raises QuotaExceeded when even the shortest
+    note does not fit."""
+    user_oid = user["_id"]
+    period = period_of()
+    if user.get("quota_period") != period:
+        roll_over(db, user_oid)
+        user = {**user, "charCount": 0, "charged_jobs": [], "quota_period": period}
+    hold = min(longest, max(0, user.get("monthlyLimit", 0) - user.get("charCount", 0)))
     try:
-        db["charges"].update_one(
-            {"_id": job_id},
-            {"$setOnInsert": {"user_id": str(user_oid), "raw": raw, "effective": effective, "model": model,
-                              "provider": provider, "period": period, "state": "charged",
-                              "charged_at": now()}},
-            upsert=True,
-        )
+        db["charges"].insert_one({"_id": job_id, "user_id": str(user_oid), "period": period, "state": "reserved",
+                                  "held": hold, "model": model, "provider": provider, "reserved_at": now()})
     except pymongo.errors.DuplicateKeyError:
-        pass  # two runs of the job upserted at once: the line exists, which is all we need
+        earlier = db["charges"].find_one({"_id": job_id})
+        if earlier["period"] != period or earlier["state"] == "charged":
+            # charged in the month it was reserved in, never again (or settled by an earlier run)
+            return Reservation(earlier["held"], earlier["period"], settled=earlier["state"] == "charged")
+        if earlier["state"] != "reserved":
+            raise AppError("This job's characters were already given back; it cannot run again.")
+        hold = earlier["held"]
+    for _ in range(3):
+        if hold >= shortest and _hold(db, user_oid, job_id, period, hold):
+            return Reservation(hold, period)
+        fresh = db["users"].find_one({"_id": user_oid}, QUOTA_FIELDS) or {}
+        if job_id in (fresh.get("charged_jobs") or []):
+            return Reservation(hold, period)  # an earlier run of the job held it
+        current = state_of(fresh)
+        if fresh.get("quota_period") != period:
+            roll_over(db, user_oid)
+        elif current.remaining < shortest:
+            db["charges"].update_one({"_id": job_id, "state": "reserved"}, {"$set": {"state": "refused"}})
+            raise QuotaExceeded(
+                f"This note needs at least {shortest} characters; {current.remaining} of "
+                f"{current.monthlyLimit} are left this month.",
+                details={"quota": current.to_dict(), "needed": shortest})
+        hold = min(longest, current.remaining)
+        db["charges"].update_one({"_id": job_id, "state": "reserved"}, {"$set": {"held": hold}})
+    raise QuotaExceeded("Other notes are using this month's characters right now; try again.")
 
 
-def record_provider_cost(db: Database, job_id: str, provider_cost: int | None) -> None:
-    if provider_cost is not None:
-        db["charges"].update_one({"_id": job_id}, {"$set": {"provider_cost": provider_cost}})
+def _hold(db: Database, user_oid: ObjectId, job_id: str, period: str, hold: int) -> bool:
+    return db["users"].update_one(
+        {"_id": user_oid, "quota_period": period, "charged_jobs": {"$ne": job_id},
+         "refunded_jobs": {"$ne": job_id},
+         "$expr": {"$lte": [{"$add": [{"$ifNull": ["$charCount", 0]}, hold]}, "$monthlyLimit"]}},
+        {"$inc": {"charCount": hold}, "$push": {"charged_jobs": job_id}, "$set": {f"held.{job_id}": hold}},
+    ).modified_count == 1
 
 
-def refund(db: Database, user_oid: ObjectId, job_id: str) -> bool:
-    """Give back what the job was charged, once. True when a refund happened now."""
-    charge_doc = db["charges"].find_one({"_id": job_id})
-    if charge_doc is None:
+def settle(db: Database, user_oid: ObjectId, job_id: str, reservation: Reservation, *, raw: int, effective: int,
+           provider_cost: int | None, also_set: dict[str, Any] | None = None) -> None:
+    """Turn the job's hold into its real cost, once. `also_set`: bookkeeping fields of the user
+    written in the same update (e.g. last_perform_at)."""
+    if reservation.settled:
+        return
+    effective = min(effective, reservation.held)  # the prompt's length cap makes this a no-op
+    update: dict[str, Any] = {"$inc": {"charCount": effective - reservation.held, "charsUsedRaw": raw},
+                              "$unset": {f"held.{job_id}": ""}}
+    if also_set:
+        update["$set"] = also_set
+    db["users"].update_one(
+        {"_id": user_oid, f"held.{job_id}": {"$exists": True}, "quota_period": reservation.period}, update)
+    db["charges"].update_one({"_id": job_id, "state": "reserved"}, {"$set": {
+        "state": "charged", "raw": raw, "effective": effective, "provider_cost": provider_cost,
+        "charged_at": now()}})
+
+
+def release(db: Database, user_oid: ObjectId, job_id: str) -> bool:
+    """Give back what the failed job holds or was charged, once. True when something went back."""
+    charge = db["charges"].find_one({"_id": job_id})
+    if charge is None or charge["state"] not in ("reserved", "charged"):
         return False
-    result = db["users"].update_one(
-        {"_id": user_oid, "charged_jobs": job_id},
-        {"$inc": {"charCount": -charge_doc["effective"], "charsUsedRaw": -charge_doc["raw"]},
-         "$pull": {"charged_jobs": job_id}, "$push": {"refunded_jobs": job_id}},
-    )
-    if result.modified_count:
-        db["charges"].update_one({"_id": job_id}, {"$set": {"state": "refunded", "refunded_at": now()}})
-        return True
-    return False
+    if charge["state"] == "reserved":
+        user_filter = {f"held.{job_id}": {"$exists": True}}
+        give_back = {"charCount": -charge["held"]}
+        outcome = "released"
+    else:
+        user_filter = {"charged_jobs": job_id, f"held.{job_id}": {"$exists": False}}
+        give_back = {"charCount": -charge["effective"], "charsUsedRaw": -charge["raw"]}
+        outcome = "refunded"
+    returned = db["users"].update_one(
+        {"_id": user_oid, "quota_period": charge["period"], **user_filter},
+        {"$inc": give_back, "$unset": {f"held.{job_id}": ""}, "$pull": {"charged_jobs": job_id},
+         "$push": {"refunded_jobs": job_id}},
+    ).modified_count == 1
+    # the audit line says what happened to the charge even when its month has since rolled over
+    db["charges"].update_one({"_id": job_id, "state": charge["state"]},
+                             {"$set": {"state": outcome, f"{outcome}_at": now()}})
+    return returned

@@ -24,7 +24,7 @@ from shared.audio.clean import SampleRules, clean_sample
 from shared.audio.codec import probe
 from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
-from shared.jobs.service import JobStore, now
+from shared.jobs.service import JobStore, new_job_id, now
 from shared.providers.voice.base import VoiceProvider
 from shared import metrics, ratelimit, storage
 from shared.stores import redis_client
@@ -61,23 +61,24 @@ def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[s
                              f"{settings.sample_max_bytes / 1e6:.0f} MB.")
     info = probe(data)  # SampleUnsupported for anything that is not audio, whatever its name
     user_id = str(user["_id"])
-    reservation = ObjectId().__str__()
-    if not _reserve_clone(db, user["_id"], reservation):
+    # The reservation is the job id from the start: the worker releases it by that id, however
+    # soon it finishes (were it swapped in after the enqueue, a fast clone would release
+    # nothing and leave the account "in progress").
+    job_id = new_job_id()
+    if not _reserve_clone(db, user["_id"], job_id):
         raise CloneInProgress("A voice sample is already being processed for this account.")
     original_id = None
     try:
         original_id = storage.put(db, storage.SAMPLES, data, filename or "sample", {
             "user_id": user_id, "kind": "original", "content_type": content_type,
             "format": info.format_name, "codec": info.codec_name, "size": len(data)})
-        view, _ = jobs.submit(kind="clone", user_id=user_id, payload={
+        view, _ = jobs.submit(kind="clone", user_id=user_id, job_id=job_id, payload={
             "original_id": str(original_id), "filename": filename, "size": len(data),
             "format": info.format_name, "codec": info.codec_name, "declared_duration_s": info.duration_s})
     except BaseException:
         storage.delete(db, storage.SAMPLES, original_id)
-        _release_clone(db, user["_id"], reservation)
+        _release_clone(db, user["_id"], job_id)
         raise
-    db["users"].update_one({"_id": user["_id"], "clone_job.id": reservation},
-                           {"$set": {"clone_job.id": view.job_id}})
     return view
 
 
@@ -112,7 +113,7 @@ def run_clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[
     try:
         result = _clone(job, deps, progress)
     except AppError as exc:
-        _record_failure(db, user_oid, job, exc)
+        # the failure itself is recorded by clone_job_failed once the job is marked failed
         if exc.code.startswith("SAMPLE_"):  # the sample's fault; provider or store failures are not rejections
             metrics.clone_rejected(exc.code)
         raise
@@ -185,12 +186,15 @@ def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleane
         storage.delete(db, storage.SAMPLES, old_sample.get("normalized_id"))
 
 
-def _record_failure(db: Database, user_oid: ObjectId, job: dict[str, Any], exc: AppError) -> None:
-    """A failed clone leaves the user's previous voice as it was and keeps no stray files."""
+def clone_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any]) -> None:
+    """Failure hook of clone jobs (shared.jobs.model.KINDS), whoever failed the job (the task, a
+    time limit, the stranded-job sweeper): the user's previous voice stays as it was, the clone
+    slot is free again and no stray file is kept."""
+    user_oid = ObjectId(job["user_id"])
     user = db["users"].find_one({"_id": user_oid}, {"voice_state": 1, "voice_clone_id": 1})
     state = user.get("voice_state", "none") if user else "none"
     changes: dict[str, Any] = {"clone_job": None, "updated_at": now(),
-                               "last_clone": {"job_id": job["_id"], "action": "failed", "error": exc.to_dict(),
+                               "last_clone": {"job_id": job["_id"], "action": "failed", "error": error,
                                               "at": now()}}
     if state in ("none", "pending", "failed") and not (user or {}).get("voice_clone_id"):
         changes["voice_state"] = "failed"

@@ -15,7 +15,7 @@ from shared.audio.loudness import integrated_loudness
 from tests.conftest import read_sse, wait_job
 from tests.perform.helpers import perform, perform_ok, user_with_voice
 
-STAGES = ["composing", "charging", "acquiring_voice", "synthesizing", "mixing", "storing"]
+STAGES = ["reserving", "composing", "acquiring_voice", "synthesizing", "mixing", "storing"]
 
 
 def test_routines_catalog(client):
@@ -144,6 +144,41 @@ def test_quota_exhausted_is_402(client, new_user, workers, db):
     assert resp.status_code == 402 and resp.json()["error"] == "QUOTA_EXCEEDED"
 
 
+def test_too_little_left_for_the_shortest_note_is_402_at_submit(client, new_user, workers, db, settings):
+    """One character left cannot pay for any note: refused before a job (and a paid LLM call)."""
+    from shared.perform.routines import get_routine
+    from shared.perform.service import note_costs
+
+    user, headers = user_with_voice(client, new_user)
+    shortest, _ = note_costs(get_routine("morning_motivation"), "english", settings.voice_model_id)
+    for left in (1, shortest - 1):
+        db["users"].update_one({"_id": ObjectId(user["id"])}, {"$set": {"charCount": 4000 - left}})
+        resp = perform(client, headers)
+        assert resp.status_code == 402, resp.text
+        body = resp.json()
+        assert body["error"] == "QUOTA_EXCEEDED" and body["action"]
+        assert body["details"]["needed"] == shortest and body["details"]["quota"]["remaining"] == left
+    assert db["jobs"].count_documents({"user_id": user["id"], "kind": "perform"}) == 0
+
+
+def test_a_nearly_used_quota_holds_what_is_left_and_the_note_fits_it(client, new_user, workers, db, settings):
+    from shared.perform.routines import get_routine
+    from shared.perform.service import note_costs
+
+    user, headers = user_with_voice(client, new_user)
+    shortest, longest = note_costs(get_routine("morning_motivation"), "english", settings.voice_model_id)
+    left = shortest + 60
+    assert left < longest  # less than a full note's hold
+    db["users"].update_one({"_id": ObjectId(user["id"])}, {"$set": {"charCount": 4000 - left}})
+    job = perform_ok(client, headers)
+    effective = job["result"]["chars"]["effective"]
+    assert effective <= left
+    charge = db["charges"].find_one({"_id": job["job_id"]})
+    assert charge["held"] == left and charge["effective"] == effective and charge["state"] == "charged"
+    me = client.get("/user/me", headers=headers).json()
+    assert me["charCount"] == 4000 - left + effective <= 4000
+
+
 def test_idempotency_key(client, new_user, workers, db):
     user, headers = user_with_voice(client, new_user)
     first = perform(client, headers, key="note-1")
@@ -213,6 +248,35 @@ def test_perform_body_run_twice_mid_flight_is_one_effect(client, new_user, worke
     me = client.get("/user/me", headers=headers).json()
     assert me["charCount"] == first["chars"]["effective"]
     assert db["recordings"].count_documents({"user_id": user["id"]}) == 1
+
+
+def test_a_redelivery_after_the_month_rolled_over_is_charged_in_one_month_only(client, new_user, workers, db,
+                                                                               settings, rds):
+    """The first run held characters in the old month and died; the message comes back after
+    the month rolled over: the note is finished without charging the new month."""
+    from shared.jobs.service import JobStore
+    from shared.perform.service import PerformDeps, run_perform
+    from shared.providers.factory import fallback_text_generator, text_generator, voice_provider
+    from shared.quota.service import reserve
+    from tests.conftest import pool_for
+
+    user, headers = user_with_voice(client, new_user)
+    oid = ObjectId(user["id"])
+    store = JobStore(db, rds, broker_url="redis://127.0.0.1:1/0")  # never delivered to a worker
+    view, _ = store.create(kind="perform", user_id=user["id"],
+                           payload={"routine_type": "gratitude", "topic": "my sister's wedding"})
+    held = reserve(db, db["users"].find_one({"_id": oid}), view.job_id, longest=700, shortest=200,
+                   model="local-espeak", provider="local")
+    # ... then the month ended: the run's charge is last month's, and the user's counter rolled
+    db["charges"].update_one({"_id": view.job_id}, {"$set": {"period": "2000-01"}})
+    db["users"].update_one({"_id": oid}, {"$set": {"quota_period": "2000-01"}})
+    deps = PerformDeps(db=db, jobs=store, provider=voice_provider(settings, db), generator=text_generator(settings),
+                       fallback=fallback_text_generator(), settings=settings, pool=pool_for(settings, db))
+    result = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
+    assert result["recording_id"] and held.held == 700
+    me = client.get("/user/me", headers=headers).json()
+    assert me["charCount"] == 0 and me["quotaPeriod"] != "2000-01"
+    assert db["charges"].find_one({"_id": view.job_id})["period"] == "2000-01"
 
 
 def test_evicted_voice_is_rewarmed_transparently(client, new_user, workers, db):

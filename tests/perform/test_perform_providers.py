@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from bson import ObjectId
 
 from tests.conftest import wait_job
@@ -73,7 +74,7 @@ def test_synthesis_failure_after_charging_refunds(eleven_stack):
     assert job["error"]["error"] == "PROVIDER_REJECTED" and job["error"]["action"]
     assert stack.client.get("/user/me", headers=headers).json()["charCount"] == before
     charge = db["charges"].find_one({"_id": job["job_id"]})
-    assert charge is not None and charge["state"] == "refunded"
+    assert charge is not None and charge["state"] == "released"
     user_doc = db["users"].find_one({"_id": ObjectId(user["id"])})
     assert job["job_id"] not in user_doc.get("charged_jobs", [])
     assert stack.client.get("/recordings", headers=headers).json()["total"] == 0
@@ -92,3 +93,29 @@ def test_voice_not_found_at_provider_rewarms(eleven_stack):
     job = perform_ok(stack.client, headers)
     assert job["result"]["rewarmed"] is True and job["result"]["voice_id"] != old
     assert stack.fake.voice(job["result"]["voice_id"]) is not None
+
+
+def test_not_enough_quota_is_refused_before_the_writer_is_paid(eleven_stack):
+    """Characters are held before composing: a job that cannot be paid for never calls the LLM."""
+    from shared.errors import QuotaExceeded
+    from shared.jobs.service import JobStore
+    from shared.perform.service import PerformDeps, run_perform
+    from shared.providers.factory import fallback_text_generator, text_generator, voice_provider
+    from shared.stores import redis_client
+    from tests.conftest import pool_for
+
+    stack = eleven_stack
+    stack.gemini.reset()
+    user, headers = user_with_voice(stack.client, stack.users)
+    store = JobStore(stack.db, redis_client(stack.settings), broker_url="redis://127.0.0.1:1/0")
+    view, _ = store.create(kind="perform", user_id=user["id"],
+                           payload={"routine_type": "gratitude", "topic": "my sister's wedding"})
+    stack.db["users"].update_one({"_id": ObjectId(user["id"])}, {"$set": {"charCount": 3999}})
+    s = stack.settings
+    deps = PerformDeps(db=stack.db, jobs=store, provider=voice_provider(s, stack.db), generator=text_generator(s),
+                       fallback=fallback_text_generator(), settings=s, pool=pool_for(s, stack.db))
+    with pytest.raises(QuotaExceeded):
+        run_perform(stack.db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
+    assert stack.gemini.calls == 0
+    assert stack.db["charges"].find_one({"_id": view.job_id})["state"] == "refused"
+    assert stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"] == 3999

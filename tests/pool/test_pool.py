@@ -221,7 +221,7 @@ def test_leased_voice_is_never_evicted_and_disabled_pool_fails_clearly(stack, ba
 
 def test_month_rollover_resets_quotas_once(stack):
     from shared.pool.maintenance import reset_quotas
-    from shared.quota.service import charge, period_of
+    from shared.quota.service import period_of, reserve, settle
 
     user, headers = stack.users()
     oid = ObjectId(user["id"])
@@ -230,6 +230,8 @@ def test_month_rollover_resets_quotas_once(stack):
     assert reset_quotas(stack.db) >= 1
     me = stack.client.get("/user/me", headers=headers).json()
     assert me["charCount"] == 0 and me["quotaPeriod"] == period_of()
-    charge(stack.db, oid, "job-after-reset", raw=100, effective=100, model="m", provider="p")
+    user_doc = stack.db["users"].find_one({"_id": oid})
+    held = reserve(stack.db, user_doc, "job-after-reset", longest=300, shortest=50, model="m", provider="p")
+    settle(stack.db, oid, "job-after-reset", held, raw=100, effective=100, provider_cost=None)
     assert reset_quotas(stack.db) == 0  # a second beat in the same period changes nothing
     assert stack.client.get("/user/me", headers=headers).json()["charCount"] == 100

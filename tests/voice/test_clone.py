@@ -238,3 +238,32 @@ def test_source_404_without_sample(client, new_user):
     _, headers = new_user()
     resp = client.get("/user/voice/source", headers=headers)
     assert resp.status_code == 404 and resp.json()["error"] == "NOT_FOUND"
+
+
+def test_a_clone_that_finishes_before_the_upload_answers_leaves_the_account_free(client, new_user, workers, db,
+                                                                                rds, settings):
+    """The worker may finish the clone before the API has answered the upload: the reservation
+    it releases must be the one the upload made, or the account stays "in progress"."""
+    import time
+
+    from shared.jobs.service import JobStore
+    from shared.voices.clone import accept_upload
+
+    class FinishedBeforeReturning(JobStore):
+        def enqueue(self, job_id, kind, **kw):
+            super().enqueue(job_id, kind, **kw)
+            deadline = time.monotonic() + 120
+            while db["jobs"].find_one({"_id": job_id})["state"] not in ("succeeded", "failed"):
+                assert time.monotonic() < deadline, "the clone did not finish"
+                time.sleep(0.2)
+
+    user, headers = new_user()
+    store = FinishedBeforeReturning(db, rds, settings.job_status_ttl_s, broker_url=settings.celery_broker_url)
+    user_doc = db["users"].find_one({"_id": ObjectId(user["id"])})
+    view = accept_upload(db, store, settings, user_doc, samples.original(), "sample.mp3", "audio/mpeg")
+    assert wait_job(client, view.job_id, headers)["state"] == "succeeded"
+    assert db["users"].find_one({"_id": ObjectId(user["id"])}).get("clone_job") is None
+    assert client.get("/user/voice/meta", headers=headers).json()["state"] == "ready"
+    again = client.post("/user/voice", headers=headers, files={"file": ("s.mp3", samples.cut(40), "audio/mpeg")})
+    assert again.status_code == 202, again.text
+    wait_job(client, again.json()["job_id"], headers)

@@ -93,7 +93,8 @@ class LocalTextGenerator:
         hi = prompt.max_words or routine.max_words
         key = f"{routine.type}|{prompt.topic}|{prompt.language}|{prompt.seed}".encode()
         rng = random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-        text = self._compose(templates, self._topic_line(templates, prompt, rng), lo, hi, rng)
+        text = self._compose(templates, self._topic_line(templates, prompt, rng), lo, hi, rng,
+                             max_chars=prompt.max_chars or None)
         return GeneratedText(text=text, model=MODEL, provider=PROVIDER, finish_reason="STOP")
 
     @staticmethod
@@ -107,7 +108,8 @@ class LocalTextGenerator:
         return line.replace("{about}", t.generic_about)
 
     @staticmethod
-    def _compose(t: Templates, topic_line: str, lo: int, hi: int, rng: random.Random) -> str:
+    def _compose(t: Templates, topic_line: str, lo: int, hi: int, rng: random.Random,
+                 max_chars: int | None = None) -> str:
         opening = rng.choice(t.openings)
         closing = rng.choice(t.closings)
         # Aim somewhere in the middle half of the range, never past the top.
@@ -124,9 +126,13 @@ class LocalTextGenerator:
                 continue
             chosen.append(i)
             count += _words(t.body[i])
-        body = [t.body[i] for i in sorted(chosen)]
-        # Two paragraphs read (and are spoken, with a longer pause) more naturally than one.
-        split = (len(body) + 1) // 2
-        first = [opening, topic_line, *body[:split]]
-        second = [*body[split:], closing]
-        return " ".join(first) + "\n\n" + " ".join(second)
+        chosen.sort()
+        while True:
+            body = [t.body[i] for i in chosen]
+            # Two paragraphs read (and are spoken, with a longer pause) more naturally than one.
+            split = (len(body) + 1) // 2
+            text = " ".join([opening, topic_line, *body[:split]]) + "\n\n" + " ".join([*body[split:], closing])
+            # words are only an estimate of characters, and characters are what the quota holds
+            if max_chars is None or len(text) <= max_chars or not chosen:
+                return text
+            chosen.remove(max(chosen, key=lambda i: len(t.body[i])))
