@@ -71,12 +71,15 @@ def redis_client(settings: Settings) -> redis.Redis:
         return client
 
 
-def reset_clients() -> None:
-    """Drop cached clients (after fork in a worker child, or between test sessions)."""
+def reset_clients(*, close: bool = True) -> None:
+    """Drop cached clients: between test sessions (close), or in a worker's pool child after
+    fork (close=False: the sockets are the parent's, which may still be using them; the child
+    only forgets them and opens its own)."""
     with _lock:
-        for client in _mongo.values():
-            client.close()
+        if close:
+            for client in _mongo.values():
+                client.close()
+            for r in _redis.values():
+                r.close()
         _mongo.clear()
-        for r in _redis.values():
-            r.close()
         _redis.clear()

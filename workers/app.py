@@ -41,8 +41,14 @@ def _logging(**_):
 
 @worker_process_init.connect
 def _fresh_clients_after_fork(**_):
-    # MongoClient and redis pools are not fork-safe: each pool child opens its own.
-    reset_clients()
+    # MongoClient and redis pools are not fork-safe: each pool child opens its own. The parent
+    # may hold clients too (it fails jobs killed by the hard time limit): never close those.
+    reset_clients(close=False)
+
+
+@worker_init.connect
+def _refuse_unsafe_production(**_):
+    get_settings().require_for("worker")
 
 
 @worker_init.connect

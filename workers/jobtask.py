@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from shared import metrics
 from shared.errors import AppError
 from shared.jobs.celery_app import app
-from shared.jobs.model import TASKS
+from shared.jobs.model import KINDS
 from shared.jobs.service import StageClock
 from shared.stores import STORE_DOWN_ERRORS
 from workers import runtime
@@ -34,12 +35,24 @@ class JobTimedOut(AppError):
     default_action = "Try again; if it keeps happening, contact support."
 
 
+class JobTask(Task):
+    """Fails the job when the hard time limit killed its run. Celery calls `on_failure` for that
+    in the worker's main process (the pool child is gone, so the body's own handlers never
+    ran); without this the job would stay `running`, holding its characters, until the
+    stranded-job sweeper noticed it half an hour later."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, TimeLimitExceeded) and args:
+            log.error("job killed by the hard time limit", extra={"job_id": args[0]})
+            runtime.jobs().fail(args[0], JobTimedOut("The job took too long and was stopped."))
+
+
 def job_task(name: str, *, max_store_retries: int = 10):
     # the job kind, for metric labels: known from the task name, before the job is even loaded
-    kind = next((k for k, (task_name, _) in TASKS.items() if task_name == name), name)
+    kind = next((k for k, job_kind in KINDS.items() if job_kind.task == name), name)
 
     def decorate(body: Callable[[dict[str, Any], Progress], dict[str, Any]]):
-        @app.task(name=name, bind=True, max_retries=max_store_retries, ignore_result=True)
+        @app.task(name=name, bind=True, base=JobTask, max_retries=max_store_retries, ignore_result=True)
         @functools.wraps(body)
         def run(self, job_id: str) -> None:
             timer = metrics.JobTimer(kind)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -9,12 +11,30 @@ from pydantic import BaseModel
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 TERMINAL_STATES = frozenset({"succeeded", "failed"})
-#: job kind -> (task name, queue); the API enqueues by name, never importing task bodies
-TASKS: dict[str, tuple[str, str]] = {
-    "clone": ("clone.run", "clone"),
-    "perform": ("perform.run", "perform"),
-    "diagnostic": ("maintenance.diagnostic", "maintenance"),
-    "reconcile": ("maintenance.reconcile_job", "maintenance"),
+
+
+@dataclass(frozen=True)
+class JobKind:
+    task: str  # the Celery task name: the API enqueues by name, never importing task bodies
+    queue: str
+    #: "module:function" called as f(db, job_doc, error) once a job of this kind has failed,
+    #: whoever failed it (the task, a time limit, the stranded-job sweeper): it undoes what the
+    #: job held (characters, a clone reservation). Named, not imported, so jobs depend on no
+    #: domain package.
+    on_failed: str | None = None
+
+    def failure_hook(self):
+        if not self.on_failed:
+            return None
+        module, _, function = self.on_failed.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+KINDS: dict[str, JobKind] = {
+    "clone": JobKind("clone.run", "clone", on_failed="shared.voices.clone:clone_job_failed"),
+    "perform": JobKind("perform.run", "perform", on_failed="shared.perform.service:perform_job_failed"),
+    "diagnostic": JobKind("maintenance.diagnostic", "maintenance"),
+    "reconcile": JobKind("maintenance.reconcile_job", "maintenance"),
 }
 
 

@@ -19,7 +19,7 @@ import redis
 from pymongo.database import Database
 
 from shared.errors import AppError, NotFound, ServiceUnavailable, ValidationFailed
-from shared.jobs.model import TASKS, TERMINAL_STATES, JobView, view_of
+from shared.jobs.model import KINDS, TERMINAL_STATES, JobView, view_of
 from shared.logs import request_id_var
 from shared.stores import STORE_DOWN_ERRORS
 
@@ -38,6 +38,14 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', KEYS[2], ARGV[3])
 return 1
 """
+
+
+#: field of a job's Redis mirror set once its message was handed to the broker
+SENT_FIELD = "sent"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
 
 
 def status_key(job_id: str) -> str:
@@ -107,15 +115,17 @@ class JobStore:
         payload: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        job_id: str | None = None,
     ) -> tuple[JobView, bool]:
         """Insert a queued job; with an idempotency key, return the existing one instead.
+        `job_id`: an id the caller chose beforehand (see new_job_id), else a fresh one.
 
         Returns (view, created). The same key with a different request answers 422."""
-        if kind not in TASKS:
+        if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
         ts = now()
         doc: dict[str, Any] = {
-            "_id": uuid.uuid4().hex,
+            "_id": job_id or new_job_id(),
             "kind": kind,
             "user_id": user_id,
             "state": "queued",
@@ -135,16 +145,11 @@ class JobStore:
         try:
             self.jobs.insert_one(doc)
         except pymongo.errors.DuplicateKeyError:
-            existing = self.jobs.find_one({"user_id": user_id, "kind": kind,
-                                           "idempotency_key": idempotency_key})
+            existing = self.replay(user_id=user_id, kind=kind, idempotency_key=idempotency_key,
+                                   request_hash=request_hash)
             if existing is None:  # pragma: no cover - the unique index says it exists
                 raise
-            if existing.get("request_hash") != request_hash:
-                raise ValidationFailed(
-                    "This Idempotency-Key was already used with a different request body.",
-                    action="Use a new Idempotency-Key for a different request.",
-                )
-            return self.get(existing["_id"], owner_id=user_id), False
+            return existing, False
         view = view_of(doc)
         try:
             self._mirror(doc["_id"], user_id, view)
@@ -157,6 +162,20 @@ class JobStore:
             raise ServiceUnavailable("The job queue is unreachable; the job was not started.") from exc
         return view, True
 
+    def replay(self, *, user_id: str, kind: str, idempotency_key: str, request_hash: str | None) -> JobView | None:
+        """The job an earlier request with this Idempotency-Key started, or None. The same key
+        with a different request is refused (422)."""
+        existing = self.jobs.find_one({"user_id": user_id, "kind": kind, "idempotency_key": idempotency_key},
+                                      {"_id": 1, "request_hash": 1})
+        if existing is None:
+            return None
+        if existing.get("request_hash") != request_hash:
+            raise ValidationFailed(
+                "This Idempotency-Key was already used with a different request body.",
+                action="Use a new Idempotency-Key for a different request.",
+            )
+        return self.get(existing["_id"], owner_id=user_id)
+
     def submit(self, *, kind: str, user_id: str, **kwargs) -> tuple[JobView, bool]:
         """Create the job, then enqueue it; the message is sent only after the record exists.
 
@@ -167,23 +186,44 @@ class JobStore:
             self.enqueue(view.job_id, kind)
         return view, created
 
-    def enqueue(self, job_id: str, kind: str) -> None:
+    def enqueue(self, job_id: str, kind: str, *, fail_if_unsent: bool = True) -> None:
+        """Send the job's message. If the broker refuses it, the job is failed and the caller
+        gets 503 (`fail_if_unsent`, the API: the client learns its request did not start), or
+        only the 503 is raised (the sweeper, which tries again on its next round).
+
+        Once the message is sent the job runs, so nothing after the send may fail the request:
+        the "sent" mark (in the job's Redis mirror, beside the broker's own messages when Redis
+        is the broker) is best effort, and a missing mark only makes the sweeper send again."""
         from shared.jobs.celery_app import producer_for  # deferred: importing Celery is not free
 
-        task_name, queue = TASKS[kind]
+        job_kind = KINDS[kind]
         try:
-            producer_for(self.broker_url).send_task(task_name, args=[job_id], queue=queue, task_id=job_id,
-                          retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1,
-                                                    "interval_step": 0.2, "interval_max": 0.5})
+            # ignore_result: nobody waits on a Celery result (the job record is the result), so
+            # the producer must not subscribe to a result channel for every message
+            producer_for(self.broker_url).send_task(
+                job_kind.task, args=[job_id], queue=job_kind.queue, task_id=job_id, ignore_result=True,
+                retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2,
+                                          "interval_max": 0.5})
         except Exception as exc:  # kombu raises OperationalError and friends
             log.error("enqueue failed", extra={"job_id": job_id, "error_type": type(exc).__name__})
             err = ServiceUnavailable("The job queue is unreachable; the job was not started.")
-            try:
-                self.fail(job_id, err)
-            except Exception:  # the store may be down too; the record then stays queued
-                log.exception("could not mark unqueued job failed", extra={"job_id": job_id})
+            if fail_if_unsent:
+                try:
+                    self.fail(job_id, err)
+                except Exception:  # the store may be down too; the sweeper sends it later
+                    log.exception("could not mark unqueued job failed", extra={"job_id": job_id})
             raise err from exc
-        self.jobs.update_one({"_id": job_id}, {"$set": {"enqueued_at": now()}})
+        try:
+            self.redis.hset(status_key(job_id), SENT_FIELD, f"{time.time():.3f}")
+        except redis.RedisError:
+            log.warning("job sent, but its sent mark was not saved", extra={"job_id": job_id})
+
+    def was_sent(self, job_ids: list[str]) -> dict[str, bool]:
+        """Whether each job's message was handed to the broker (its sent mark exists)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hexists(status_key(job_id), SENT_FIELD)
+        return dict(zip(job_ids, (bool(v) for v in pipe.execute())))
 
     # ----- transitions (worker side) -----
 
@@ -210,10 +250,30 @@ class JobStore:
         return self._transition(job_id, changes)
 
     def fail(self, job_id: str, error: AppError | dict[str, Any]) -> dict[str, Any] | None:
+        """Mark the job failed (None if it had already finished), then run its kind's failure
+        hook. The record says `undo_pending` until the hook has run, so the sweeper finishes
+        the undo if this process dies or a store drops in between."""
         body = error.to_dict() if isinstance(error, AppError) else dict(error)
         body = {k: body[k] for k in ("error", "message", "action")}
-        return self._transition(job_id, {"state": "failed", "stage": "failed", "error": body,
-                                         "finished_at": now()})
+        doc = self._transition(job_id, {"state": "failed", "stage": "failed", "error": body,
+                                        "finished_at": now(), "undo_pending": True})
+        if doc is not None:
+            self.undo(doc)
+        return doc
+
+    def undo(self, doc: dict[str, Any]) -> bool:
+        """Run the failed job's failure hook (idempotent) and clear its `undo_pending` mark."""
+        kind = KINDS.get(doc["kind"])
+        hook = kind.failure_hook() if kind else None
+        try:
+            if hook is not None:
+                hook(self.jobs.database, doc, doc.get("error") or {})
+            self.jobs.update_one({"_id": doc["_id"]}, {"$unset": {"undo_pending": ""}})
+        except Exception:  # noqa: BLE001 - the mark stays; the sweeper runs the hook again
+            log.exception("failed job's undo did not complete; the sweeper will retry it",
+                          extra={"job_id": doc["_id"]})
+            return False
+        return True
 
     def _transition(self, job_id: str, changes: dict[str, Any], *,
                     set_if_missing: dict[str, Any] | None = None,
