@@ -68,8 +68,11 @@ class Client:
         return self.json("POST", "/auth/register", json={"username": username, "email": email,
                                                         "password": password, "activation_code": activation_code})
 
-    def login(self, username: str, password: str) -> dict:
-        body = self.json("POST", "/auth/login", json={"username": username, "password": password})
+    def login(self, username: str, password: str, device_token: str | None = None) -> dict:
+        """`device_token`: the one an earlier login of this client was given; others' failed
+        guesses at the password then never hold this client back."""
+        headers = {"X-Device-Token": device_token} if device_token else None
+        body = self.json("POST", "/auth/login", json={"username": username, "password": password}, headers=headers)
         self.token = body["access_token"]
         return body
 

@@ -18,14 +18,13 @@ is enforced (the API's settings), so the worker needs no setting that could disa
 
 Failure policy when Redis cannot be reached (see `Policy.fail_open`): limits on authenticated,
 Redis-dependent work (uploads, performs) fail open, because the broker is the same Redis and
-enqueueing the job answers 503 anyway; limits that guard credentials and activation codes
-(login, registration) fail closed with 503, because Redis being down must not become a
-window for unthrottled password guessing. Neither ever answers 500.
+enqueueing the job answers 503 anyway; limits that guard activation codes (registration) fail
+closed with 503, as does the login throttle (shared/users/login_guard.py), because Redis being
+down must not become a window for unthrottled guessing. Neither ever answers 500.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -105,8 +104,6 @@ class Policy:
 
 UPLOAD = Policy("upload", "rate_limit_upload", True, "Too many voice samples uploaded.")
 PERFORM = Policy("perform", "rate_limit_perform", True, "Too many voice notes requested.")
-LOGIN_IP = Policy("login-ip", "rate_limit_login_ip", False, "Too many login attempts from this address.")
-LOGIN_USER = Policy("login-user", "rate_limit_login_user", False, "Too many failed logins for this account.")
 REGISTER_IP = Policy("register-ip", "rate_limit_register_ip", False, "Too many registrations from this address.")
 
 
@@ -136,11 +133,6 @@ def _key(name: str, subject: str) -> str:
 
 def _clone_mark_key(user_id: str) -> str:
     return f"{KEY_PREFIX}clone-succeeded:{user_id}"
-
-
-def login_subject(login: str) -> str:
-    """Usernames and emails are keyed by a hash: no personal data in Redis key names."""
-    return hashlib.sha256(login.strip().lower().encode()).hexdigest()[:32]
 
 
 def enforce(client: redis.Redis, settings: Settings, policy: Policy, subject: str, *,
@@ -177,22 +169,6 @@ def check_upload(client: redis.Redis, settings: Settings, user_id: str) -> None:
 
 def check_perform(client: redis.Redis, settings: Settings, user_id: str) -> None:
     enforce(client, settings, PERFORM, user_id)
-
-
-def check_login(client: redis.Redis, settings: Settings, ip: str, login: str) -> None:
-    """Every attempt counts per IP; per username/email an attempt is counted up front (so
-    concurrent guesses cannot slip past the limit) and forgiven by `login_succeeded`, which
-    leaves exactly the failures since the last success. The per-username limit is what slows
-    a guesser spreading one account's attempts over many addresses."""
-    enforce(client, settings, LOGIN_IP, ip)
-    enforce(client, settings, LOGIN_USER, login_subject(login))
-
-
-def login_succeeded(client: redis.Redis, login: str) -> None:
-    try:
-        RateLimiter(client).reset(LOGIN_USER.name, login_subject(login))
-    except redis.RedisError:
-        log.warning("could not reset the login failure counter")
 
 
 def check_register(client: redis.Redis, settings: Settings, ip: str) -> None:

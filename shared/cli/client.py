@@ -73,8 +73,9 @@ def login(username: str = typer.Option(..., prompt=True),
           password: str = typer.Option(..., prompt=True, hide_input=True), api_url: str = ApiUrl) -> None:
     """Log in; the token is kept in your config directory (readable only by you)."""
     with api(api_url, auth=False) as c:
-        body = c.login(username, password)
-        path = session.save_credentials(c.base_url, username, body["access_token"], body["expires_in"])
+        body = c.login(username, password, session.device_token(c.base_url, username))
+        path = session.save_credentials(c.base_url, username, body["access_token"], body["expires_in"],
+                                        body.get("device_token"))
     console.print(f"Logged in as [bold]{username}[/] at {c.base_url} (credentials in {path})")
 
 
@@ -86,7 +87,8 @@ def register(username: str = typer.Option(..., prompt=True), email: str = typer.
     with api(api_url, auth=False) as c:
         c.register(username, email, password, code)
         body = c.login(username, password)
-        session.save_credentials(c.base_url, username, body["access_token"], body["expires_in"])
+        session.save_credentials(c.base_url, username, body["access_token"], body["expires_in"],
+                                 body.get("device_token"))
     console.print(f"Welcome, [bold]{username}[/]. Next: `newvisions upload YOUR_SAMPLE.mp3`")
 
 

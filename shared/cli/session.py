@@ -28,11 +28,20 @@ def load_credentials() -> dict:
         return {}
 
 
-def save_credentials(api_url: str, username: str, token: str, expires_in: int) -> Path:
+def device_token(api_url: str, username: str) -> str | None:
+    """The device token this client was given at an earlier login to this account."""
+    return (load_credentials().get("device_tokens") or {}).get(f"{api_url}|{username.lower()}")
+
+
+def save_credentials(api_url: str, username: str, token: str, expires_in: int,
+                     new_device_token: str | None = None) -> Path:
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    devices = load_credentials().get("device_tokens") or {}
+    if new_device_token:
+        devices[f"{api_url}|{username.lower()}"] = new_device_token
     data = {"api_url": api_url, "username": username, "access_token": token,
-            "expires_at": int(time.time()) + int(expires_in)}
+            "expires_at": int(time.time()) + int(expires_in), "device_tokens": devices}
     # created with 0600 from the start: the token is never readable by others, not even briefly
     fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -34,6 +34,9 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the token expires")
+    device_token: str | None = Field(None, description=(
+        "Issued when the client sent none (or an unknown one): send it back as the `X-Device-Token` "
+        "header on later logins, so failed guesses by others never hold this client back."))
 
 
 class UserSettings(_Strict):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pymongo
+import redis
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.database import Database
@@ -14,7 +16,7 @@ from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
 from shared.jobs.service import now
 from shared.quota.service import period_of
-from shared.users import codes
+from shared.users import codes, login_guard
 from shared.users.passwords import hash_password, needs_rehash, verify_password
 from shared.users.schemas import RegisterRequest, UserOut, UserSettings, UserSettingsUpdate
 from shared.users.tokens import issue_token
@@ -61,16 +63,44 @@ def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str
     return doc
 
 
-def authenticate(db: Database, settings: Settings, login: str, password: str) -> tuple[str, int]:
-    """Check the credentials; return (token, expires_in). Same error for any wrong part."""
+#: device tokens kept per account (the most recent logins' clients)
+MAX_DEVICES = 10
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    token: str
+    expires_in: int
+    device_token: str | None  # issued to a client that had none (or an unknown one)
+
+
+def login(db: Database, r: redis.Redis, settings: Settings, login: str, password: str, *, ip: str,
+          device_token: str | None) -> LoggedIn:
+    """Check the credentials (the same error for any wrong part), throttled by login_guard;
+    a client without a valid device token gets one, to send on its next logins."""
     login = login.strip()
     query = {"email": login.lower()} if "@" in login else {"username_lower": login.lower()}
-    user = db["users"].find_one(query, {"password_hash": 1, "role": 1})
+    user = db["users"].find_one(query, {"password_hash": 1, "role": 1, "devices": 1})
+    known = login_guard.device_hash(device_token) if device_token else None
+    if user is None or known not in {d.get("hash") for d in user.get("devices") or ()}:
+        known = None
+    attempt = login_guard.begin(r, settings, account=login_guard.account_key(user and str(user["_id"]), login),
+                                ip=ip, known_device=known)
     if not verify_password(user["password_hash"] if user else None, password):
         raise InvalidCredentials("Wrong username/email or password.")
+    login_guard.succeeded(r, attempt, ip)
+    changes: dict[str, Any] = {}
     if needs_rehash(user["password_hash"]):
-        db["users"].update_one({"_id": user["_id"]}, {"$set": {"password_hash": hash_password(password)}})
-    return issue_token(settings, str(user["_id"]), user.get("role", "user"))
+        changes["$set"] = {"password_hash": hash_password(password)}
+    issued = None
+    if known is None:
+        issued = login_guard.new_device_token()
+        changes["$push"] = {"devices": {"$each": [{"hash": login_guard.device_hash(issued), "since": now()}],
+                                        "$slice": -MAX_DEVICES}}
+    if changes:
+        db["users"].update_one({"_id": user["_id"]}, changes)
+    token, ttl = issue_token(settings, str(user["_id"]), user.get("role", "user"))
+    return LoggedIn(token, ttl, issued)
 
 
 def _oid(user_id: str) -> ObjectId:

@@ -26,7 +26,8 @@ from tests.fakes.server import serve
 
 COOLDOWN_S = 3
 LIMITS = {"rate_limit_perform": "2/2s", "rate_limit_upload": "2/2s", "upload_cooldown_s": COOLDOWN_S,
-          "rate_limit_login_ip": "3/2s", "rate_limit_login_user": "3/3s", "rate_limit_register_ip": "2/2s",
+          "rate_limit_login_ip": "3/2s", "rate_limit_login_user": "3/3s", "rate_limit_login_account": "6/10s",
+          "rate_limit_register_ip": "2/2s",
           "trusted_proxies": "127.0.0.1"}
 
 
@@ -60,9 +61,9 @@ def upload(c: httpx.Client, headers: dict, data: bytes) -> httpx.Response:
     return c.post("/user/voice", headers=headers, files={"file": ("sample.mp3", data, "audio/mpeg")})
 
 
-def login(c: httpx.Client, username: str, password: str, ip: str) -> httpx.Response:
+def login(c: httpx.Client, username: str, password: str, ip: str, device: str | None = None) -> httpx.Response:
     return c.post("/auth/login", json={"username": username, "password": password},
-                  headers={"X-Forwarded-For": ip})
+                  headers={"X-Forwarded-For": ip, **({"X-Device-Token": device} if device else {})})
 
 
 # ------------------------------------------------------------------ per user
@@ -122,33 +123,64 @@ def test_the_cooldown_length_is_decided_where_it_is_enforced(rds, settings):
 # ------------------------------------------------------------------ login and registration
 
 
-def test_failed_logins_lock_the_account_whatever_the_address(limited, new_user):
+def test_an_attacker_cannot_lock_the_owner_out(limited, new_user):
+    """Wrong passwords hold back the client that sends them, not the owner's own client (its
+    device token), nor the owner on another address."""
     user = new_user.register()
-    other = new_user.register()
+    first = login(limited, user["username"], user["password"], fresh_ip())
+    assert first.status_code == 200 and first.json()["device_token"]
+    device = first.json()["device_token"]
+    attacker = fresh_ip()
     for _ in range(3):
-        assert login(limited, user["username"], "wrong password", fresh_ip()).status_code == 401
-    # the right password from yet another address is refused too, and case does not help
-    wait = assert_limited(login(limited, user["username"].upper(), user["password"], fresh_ip()), 3)
-    assert login(limited, other["username"], other["password"], fresh_ip()).status_code == 200
-    time.sleep(wait)
+        assert login(limited, user["username"], "wrong password", attacker).status_code == 401
+    assert_limited(login(limited, user["username"], user["password"], attacker), 3)  # not even checked
+    # the owner, from the attacker's very address (one NAT), with the client that logged in before
+    again = login(limited, user["username"], user["password"], attacker, device)
+    assert again.status_code == 200 and again.json()["device_token"] is None
+    # and from an address of its own, with a new client
     assert login(limited, user["username"], user["password"], fresh_ip()).status_code == 200
+
+
+def test_failures_back_off_doubling_and_both_spellings_count_for_one_account(limited, new_user):
+    user = new_user.register()
+    ip = fresh_ip()
+    assert login(limited, user["username"], "wrong password", ip).status_code == 401
+    assert login(limited, user["email"].upper(), "wrong password", ip).status_code == 401
+    assert login(limited, user["username"].upper(), "wrong password", ip).status_code == 401
+    wait = assert_limited(login(limited, user["email"], user["password"], ip), 3)
+    time.sleep(wait)
+    assert login(limited, user["username"], "wrong password", ip).status_code == 401
+    # a failure after the wait doubles the next one
+    assert 3 < assert_limited(login(limited, user["username"], user["password"], ip), 6) <= 6
+
+
+def test_guessing_spread_over_addresses_stops_at_the_account_limit_not_for_the_owner(limited, new_user):
+    user = new_user.register()
+    device = login(limited, user["username"], user["password"], fresh_ip()).json()["device_token"]
+    codes = [login(limited, user["username"], "wrong password", fresh_ip()).status_code for _ in range(6)]
+    assert codes == [401] * 6
+    assert_limited(login(limited, user["username"], user["password"], fresh_ip()), 10)
+    assert login(limited, user["username"], user["password"], fresh_ip(), device).status_code == 200
 
 
 def test_a_successful_login_forgives_earlier_failures(limited, new_user):
     user = new_user.register()
-    assert [login(limited, user["username"], "wrong password", fresh_ip()).status_code
+    ip = fresh_ip()
+    assert [login(limited, user["username"], "wrong password", ip).status_code
             for _ in range(2)] == [401, 401]
-    assert login(limited, user["username"], user["password"], fresh_ip()).status_code == 200
-    # five attempts within the window, but only two failures since the success
-    assert [login(limited, user["username"], "wrong password", fresh_ip()).status_code
+    assert login(limited, user["username"], user["password"], ip).status_code == 200
+    # four failures from this client and five attempts from its address within the windows
+    # (3 per 3 s per client, 3 per 2 s per address), but only two since the success
+    assert [login(limited, user["username"], "wrong password", ip).status_code
             for _ in range(2)] == [401, 401]
 
 
 def test_unknown_accounts_are_limited_like_real_ones(limited):
     # otherwise the 429 would tell which usernames exist
     name = f"nobody_{uuid.uuid4().hex[:8]}"
-    assert [login(limited, name, "wrong password", fresh_ip()).status_code for _ in range(3)] == [401] * 3
-    assert_limited(login(limited, name, "wrong password", fresh_ip()), 3)
+    ip = fresh_ip()
+    assert [login(limited, name, "wrong password", ip).status_code for _ in range(3)] == [401] * 3
+    assert_limited(login(limited, name, "wrong password", ip), 3)
 
 
 def test_login_attempts_are_limited_per_address(limited):
