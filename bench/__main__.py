@@ -27,15 +27,15 @@ START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 #: in running order; the DSP ones are scripts of their own (they pin themselves to one core)
 SCRIPTS = {"clone_dsp": "clone_dsp.py", "perform_dsp": "perform_dsp.py"}
-STACK_BENCHES = ("orchestration_overhead", "push_latency", "throughput", "memory", "submit")
+STACK_BENCHES = ("orchestration_overhead", "push_latency", "sse_fanout", "throughput", "memory", "submit")
 ORDER = (*SCRIPTS, *STACK_BENCHES)
 
 
 def _stack_bench(name: str):
-    from bench import memory, orchestration, push, submit, throughput
+    from bench import memory, orchestration, push, sse_fanout, submit, throughput
 
-    return {"orchestration_overhead": orchestration.run, "push_latency": push.run, "throughput": throughput.run,
-            "memory": memory.run, "submit": submit.run}[name]
+    return {"orchestration_overhead": orchestration.run, "push_latency": push.run, "sse_fanout": sse_fanout.run,
+            "throughput": throughput.run, "memory": memory.run, "submit": submit.run}[name]
 
 
 def run_script(name: str, quick: bool) -> dict:
@@ -72,6 +72,10 @@ def _notes(r: dict) -> str:
         return (f"closed loop p99 {r['p99_ms']} ms (bare {r['bare_p99_ms']} ms), {r['clients']} clients, "
                 f"{r['uvicorn_workers']} uvicorn worker; open loop at {ol.get('rate_rps')} req/s: "
                 f"p99 {(ol.get('latency_ms') or {}).get('p99')} ms")
+    if name == "sse_fanout":
+        return (f"{r['followers']} followers of {r['jobs']} jobs on one API process: "
+                f"{r['events_delivered']}/{r['events_expected']} events, p50 {r['sse_ms'].get('p50')} ms; "
+                f"Redis subscribers per job {r['redis_subscribers_per_job']}")
     if name == "orchestration_overhead":
         return (f"p50 {r['overhead_ms']['p50']} / p99 {r['overhead_ms']['p99']} ms overhead; "
                 f"end to end p50 {r['total_ms']['p50']} ms")

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, Jobs
 from shared.jobs.model import TERMINAL_STATES, JobView
-from shared.jobs.service import events_channel
+from api.job_events import RESYNC
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-KEEPALIVE_S = 15.0
+HEARTBEAT_S = 15.0
+#: how long an EventSource waits before it reconnects after the stream drops
+RECONNECT_MS = 2000
 
 
 @router.get("/{job_id}", response_model=JobView)
@@ -27,41 +30,43 @@ def _event(view: JobView) -> str:
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events; each `data` is the job as JSON."}})
-async def job_events(job_id: str, request: Request, user: CurrentUser, jobs: Jobs) -> StreamingResponse:
-    """Push the job: its current state at once, then each transition; closes after the last."""
+async def job_events(job_id: str, request: Request, user: CurrentUser, jobs: Jobs,
+                     last_event_id: Annotated[str | None, Header(max_length=20)] = None) -> StreamingResponse:
+    """Push the job: its current state at once, then each transition; closes after the last.
+    Each event's `id` is the job's sequence number: a client that reconnects with
+    `Last-Event-ID` gets only what it has not seen. A comment line every 15 s keeps proxies
+    from closing a quiet stream."""
     owner = str(user["_id"])
     await run_in_threadpool(jobs.get, job_id, owner)  # 404 before the stream starts
-    pubsub = request.app.state.aredis.pubsub()
-    # Subscribe before reading the current state, so no transition can fall in between.
-    await pubsub.subscribe(events_channel(job_id))
+    state = request.app.state
+    slot = await state.stream_slots.take(owner)  # 429 past the per-user cap
+    seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
     async def stream() -> AsyncIterator[str]:
+        last_seq = seen
         try:
-            current = await run_in_threadpool(jobs.get, job_id, owner)
-            last_seq = current.seq
-            yield _event(current)
-            if current.state in TERMINAL_STATES:
-                return
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
-                if message is None:
-                    if await request.is_disconnected():
+            # following starts before the current state is read, so no transition falls in between
+            async with state.job_events.follow(job_id) as follower:
+                current = await run_in_threadpool(jobs.get, job_id, owner)
+                yield f"retry: {RECONNECT_MS}\n\n"
+                while True:
+                    if current is not None and current.seq > last_seq:
+                        last_seq = current.seq
+                        yield _event(current)
+                    if current is not None and current.state in TERMINAL_STATES:
                         return
-                    # Quiet for a while: re-read, in case a message was lost in a Redis blip.
-                    current = await run_in_threadpool(jobs.get, job_id, owner)
-                    if current.seq <= last_seq:
-                        yield ": keep-alive\n\n"
-                        continue
-                else:
-                    current = JobView.model_validate_json(message["data"])
-                    if current.seq <= last_seq:
-                        continue
-                last_seq = current.seq
-                yield _event(current)
-                if current.state in TERMINAL_STATES:
-                    return
+                    item = await follower.next(HEARTBEAT_S)
+                    if item is None:
+                        yield ": heartbeat\n\n"
+                        await state.stream_slots.renew(owner, slot)
+                        # a quiet job is read again, in case a transition was never published
+                        current = await run_in_threadpool(jobs.get, job_id, owner)
+                    elif item is RESYNC:
+                        current = await run_in_threadpool(jobs.get, job_id, owner)
+                    else:
+                        current = JobView.model_validate_json(item)
         finally:
-            await pubsub.aclose()
+            await state.stream_slots.give_back(owner, slot)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -111,3 +111,64 @@ def test_request_id_travels_into_the_task_and_job(client, new_user, workers, db)
 
     lines = [json.loads(line) for line in workers.log("all").splitlines() if line.startswith("{")]
     assert any(line.get("request_id") == rid and line.get("job_id") == job_id for line in lines)
+
+
+def _queued_job(db, rds, settings, user_id: str) -> str:
+    """A job that stays queued: its message goes to a broker no worker reads."""
+    from shared.jobs.service import JobStore
+
+    view, _ = JobStore(db, rds, settings.job_status_ttl_s, broker_url="redis://127.0.0.1:1/0").create(
+        kind="diagnostic", user_id=user_id)
+    return view.job_id
+
+
+def test_one_user_cannot_take_live_updates_from_everyone(api_url, new_user, db, rds, settings):
+    """Streams are capped per user (429 with Retry-After), every stream of a process shares one
+    Redis subscription per job, and a quiet stream gets a heartbeat comment."""
+    import contextlib
+
+    import httpx
+
+    hog, hog_headers = new_user(role="admin")
+    other, other_headers = new_user(role="admin")
+    hog_job = _queued_job(db, rds, settings, hog["id"])
+    cap = settings.sse_streams_per_user
+    with contextlib.ExitStack() as streams, httpx.Client(base_url=api_url, timeout=30) as c:
+        opened = []
+        for _ in range(cap):
+            resp = streams.enter_context(c.stream("GET", f"/jobs/{hog_job}/events", headers=hog_headers))
+            assert resp.status_code == 200
+            opened.append(resp.iter_lines())
+        refused = c.get(f"/jobs/{hog_job}/events", headers=hog_headers)
+        assert refused.status_code == 429 and refused.json()["error"] == "RATE_LIMITED"
+        assert int(refused.headers["Retry-After"]) > 0 and refused.json()["action"]
+        # everyone else still follows their jobs live
+        other_job = _quick_job(c, other_headers)
+        events = read_sse(c, f"/jobs/{other_job}/events", other_headers)
+        assert events[-1]["state"] == "succeeded"
+        # ten followers of one job on one API process: one Redis subscriber for its channel
+        assert rds.pubsub_numsub(f"nv:job-events:{hog_job}") == [(f"nv:job-events:{hog_job}", 1)]
+        # a quiet stream: the current state with its id, then a heartbeat within 15 s
+        lines = opened[0]
+        first = [next(lines) for _ in range(6)]
+        assert any(line.startswith("id: 1") for line in first), first
+        assert any(line.startswith(": heartbeat") for line in lines), "no heartbeat"
+    # streams that closed give their place back
+    with httpx.Client(base_url=api_url, timeout=30) as c, \
+            c.stream("GET", f"/jobs/{hog_job}/events", headers=hog_headers) as again:
+        assert again.status_code == 200
+
+
+def _quick_job(c, headers) -> str:
+    resp = c.post("/admin/diagnostics", headers=headers)
+    assert resp.status_code == 202, resp.text
+    return resp.json()["job_id"]
+
+
+def test_a_resumed_stream_sends_only_what_the_client_has_not_seen(client, new_user, workers):
+    _, headers = new_user(role="admin")
+    job_id = _quick_job(client, headers)
+    final = wait_job(client, job_id, headers)
+    assert read_sse(client, f"/jobs/{job_id}/events", {**headers, "Last-Event-ID": str(final["seq"])}) == []
+    missed = read_sse(client, f"/jobs/{job_id}/events", {**headers, "Last-Event-ID": str(final["seq"] - 1)})
+    assert missed == [final]
