@@ -50,7 +50,10 @@ class Settings(BaseSettings):
 
     # --- jobs ---
     job_status_ttl_s: int = Field(7 * 24 * 3600, ge=60)  # Redis mirror of a job's live status
+    sse_streams_per_user: int = Field(10, ge=1, le=1000)  # live job streams one user may hold open
     readiness_timeout_s: float = Field(3.0, gt=0, le=30)
+    # one readiness round (a canary per queue) per API process is reused this long
+    readiness_cache_s: float = Field(5.0, ge=0, le=300)
     result_expires_s: int = Field(24 * 3600, ge=60)
     clone_time_limit_s: int = 300
     perform_time_limit_s: int = 300
@@ -121,8 +124,14 @@ class Settings(BaseSettings):
     rate_limit_upload: str = Field("5/1h", pattern=RATE_SPEC)  # voice samples per user
     upload_cooldown_s: int = Field(60, ge=0, le=24 * 3600)  # no new sample this soon after a clone succeeded
     rate_limit_perform: str = Field("20/1m", pattern=RATE_SPEC)  # voice notes per user
-    rate_limit_login_ip: str = Field("20/5m", pattern=RATE_SPEC)  # login attempts per client IP
-    rate_limit_login_user: str = Field("5/5m", pattern=RATE_SPEC)  # failed logins per username/email
+    # login attempts per address, of clients without a device token (shared/users/login_guard.py)
+    rate_limit_login_ip: str = Field("20/5m", pattern=RATE_SPEC)
+    # consecutive failed logins per account and client before that client waits (the wait is
+    # the window, doubled with every further failure); the owner's other clients are not held
+    rate_limit_login_user: str = Field("5/5m", pattern=RATE_SPEC)
+    # login attempts per account from clients without a device token (guessing spread over
+    # many addresses); clients that logged in before are never held back by it
+    rate_limit_login_account: str = Field("30/1h", pattern=RATE_SPEC)
     rate_limit_register_ip: str = Field("10/1h", pattern=RATE_SPEC)  # registrations per client IP
     # proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty =
     # the socket peer is the client and X-Forwarded-For is ignored (it is trivially forged)
@@ -168,6 +177,11 @@ class Settings(BaseSettings):
             return self.text_provider
         return "gemini" if self.gemini_api_key.get_secret_value() else "local"
 
+    @property
+    def voice_model_id(self) -> str:
+        """The voice model notes are spoken with, which sets their cost per character."""
+        return self.eleven_labs_model if self.effective_voice_provider == "elevenlabs" else "local-espeak"
+
     def concurrency(self, queue: str) -> int:
         return int(getattr(self, f"{queue}_concurrency"))
 
@@ -191,12 +205,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
+        """What every process needs in production; what only some need is `problems_for(role)`."""
         if not self.is_production:
             return self
         problems = []
-        secret = self.jwt_secret.get_secret_value()
-        if secret == DEV_JWT_SECRET or len(secret) < 32:
-            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
         if not self.mongo_url:
             problems.append("MONGO_URL must be set")
         if not self.redis_url:
@@ -206,6 +218,26 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    def problems_for(self, role: Literal["api", "worker"]) -> list[str]:
+        """What this process role lacks to run safely in production (nothing outside it). Only
+        the API issues and checks tokens and serves /metrics; a worker host never needs the JWT
+        secret or the metrics token."""
+        if not self.is_production or role != "api":
+            return []
+        problems = []
+        secret = self.jwt_secret.get_secret_value()
+        if secret == DEV_JWT_SECRET or len(secret) < 32:
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if len(self.metrics_token.get_secret_value()) < 16:
+            problems.append("METRICS_TOKEN must be set (16 characters or more): /metrics is otherwise open "
+                            "to anyone who can reach the API")
+        return problems
+
+    def require_for(self, role: Literal["api", "worker"]) -> None:
+        problems = self.problems_for(role)
+        if problems:
+            raise RuntimeError(f"refusing to start the {role} in production: " + "; ".join(problems))
 
 
 def _split(value: str) -> list[str]:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Db, Redis, SettingsDep
 from shared.errors import ServiceUnavailable
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 def health(settings: SettingsDep) -> dict:
     """Liveness: the process answers. Also names the configured providers and voice model."""
     voice = settings.effective_voice_provider
-    model = settings.eleven_labs_model if voice == "elevenlabs" else "local-espeak"
+    model = settings.voice_model_id
     return {
         "status": "ok",
         "version": __version__,
@@ -41,9 +43,27 @@ def _timed(check) -> dict:
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-@router.get("/ready", responses={503: {"description": "Some part is not ready; the body names it"}})
-def ready(db: Db, r: Redis, settings: SettingsDep):
-    """Readiness: MongoDB and Redis answer, and every queue's workers consume a canary task."""
+class ReadinessRounds:
+    """At most one readiness round at a time per API process, its answer shared by everyone who
+    asks while it runs and reused for `cache_s` seconds: each round sends a canary task to every
+    queue, so callers (load balancers, probes, or someone hammering the endpoint) must not
+    multiply them. Waiting callers hold no thread, only a place on the lock."""
+
+    def __init__(self, cache_s: float) -> None:
+        self.cache_s = cache_s
+        self._lock = asyncio.Lock()
+        self._answer: tuple[int, dict] | None = None
+        self._at = 0.0
+
+    async def answer(self, run) -> tuple[int, dict]:
+        async with self._lock:
+            if self._answer is None or time.monotonic() - self._at >= self.cache_s:
+                self._answer = await run_in_threadpool(run)
+                self._at = time.monotonic()
+            return self._answer
+
+
+def _readiness(db, r, settings) -> tuple[int, dict]:
     checks: dict = {"mongo": _timed(lambda: db.command("ping")), "redis": _timed(r.ping)}
     if checks["redis"]["ok"]:
         checks["queues"] = probe_queues(r, settings.readiness_timeout_s, broker_url=settings.celery_broker_url)
@@ -58,5 +78,16 @@ def ready(db: Db, r: Redis, settings: SettingsDep):
     if failing:
         err = ServiceUnavailable(f"Not ready: {', '.join(failing)}.",
                                  action="Start the missing workers or services; see /health/ready details.")
-        return JSONResponse({**err.to_dict(), "checks": checks}, status_code=503)
-    return {"status": "ready", "checks": checks}
+        return 503, {**err.to_dict(), "checks": checks}
+    return 200, {"status": "ready", "checks": checks}
+
+
+@router.get("/ready", responses={503: {"description": "Some part is not ready; the body names it"}})
+async def ready(request: Request, db: Db, r: Redis, settings: SettingsDep):
+    """Readiness: MongoDB and Redis answer, and every queue's workers consume a canary task.
+    One round per process at a time, reused for READINESS_CACHE_S seconds."""
+    state = request.app.state
+    if getattr(state, "readiness", None) is None:
+        state.readiness = ReadinessRounds(settings.readiness_cache_s)
+    status, body = await state.readiness.answer(lambda: _readiness(db, r, settings))
+    return JSONResponse(body, status_code=status)

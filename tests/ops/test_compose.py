@@ -34,15 +34,20 @@ def test_compose_file_has_every_part_wired_from_the_environment():
         cmd = services[name]["command"]
         assert cmd[cmd.index("-Q") + 1] == queue
     assert "beat" in services["beat"]["command"] and services["beat"]["deploy"]["replicas"] == 1
+    api_env = services["api"]["environment"]
+    # the API refuses to start without its secrets; nothing else is given them
+    assert api_env["JWT_SECRET"].startswith("${JWT_SECRET:?")
+    assert api_env["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
     for name in app_services:
         env = services[name]["environment"]
-        assert env["JWT_SECRET"].startswith("${JWT_SECRET:?")  # refuses to start without a secret
+        if name != "api":
+            assert "JWT_SECRET" not in env and "METRICS_TOKEN" not in env, name
         assert env["REDIS_URL"].startswith("${REDIS_URL") and env["MONGO_URL"].startswith("${MONGO_URL")
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     perform_cmd = services["worker-perform"]["command"]
     assert "PERFORM_CONCURRENCY" in perform_cmd[perform_cmd.index("--concurrency") + 1]
     if _compose_available():  # the docker client's own validation, where it exists
-        env = {"JWT_SECRET": "x" * 40, "FLOWER_BASIC_AUTH": "ops:secret", "PATH": "/usr/bin:/bin"}
+        env = {"JWT_SECRET": "x" * 40, "METRICS_TOKEN": "m" * 20, "FLOWER_BASIC_AUTH": "ops:secret", "PATH": "/usr/bin:/bin"}
         proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from shared import devstack
+from shared.config import QUEUES
 from tests.conftest import Workers, make_settings, process_env, wait_ready
 
 
@@ -141,3 +142,30 @@ def test_mongo_down_gives_503_and_recovers(redis_url, base_env, tmp_path, client
                 time.sleep(0.3)
     finally:
         devstack.stop_process(proc, grace_s=5)
+
+
+def test_concurrent_readiness_callers_share_one_round_of_canaries(base_env, redis_url, db):
+    """Sixty callers for two seconds: one round of canaries, not one per call."""
+    import concurrent.futures
+
+    import redis as redis_lib
+
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # no worker consumes here: every canary stays queued
+    redis_lib.Redis.from_url(broker).flushdb()
+    settings = make_settings({**base_env, "REDIS_URL": broker}, readiness_timeout_s=0.5, readiness_cache_s=5)
+    with _serve(settings) as url:
+        clients = [httpx.Client(base_url=url, timeout=30) for _ in range(60)]  # made up front: not cheap
+        deadline = time.monotonic() + 2
+
+        def keep_asking(c):
+            codes = [c.get("/health/ready").status_code]
+            while time.monotonic() < deadline:
+                codes.append(c.get("/health/ready").status_code)
+            c.close()
+            return codes
+
+        with concurrent.futures.ThreadPoolExecutor(60) as pool:
+            codes = [code for batch in pool.map(keep_asking, clients) for code in batch]
+    assert len(codes) >= 60 and set(codes) == {503}
+    published = redis_lib.Redis.from_url(broker)
+    assert sum(published.llen(q) for q in QUEUES) == len(QUEUES)  # one canary per queue, once
