@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test demo bench install sysdeps clean
+.PHONY: run test demo bench install sysdeps testdeps clean
 
 run: install  ## the whole stack in the foreground (Ctrl-C stops it)
 	$(BIN)/newvisions dev up
@@ -13,7 +13,7 @@ run: install  ## the whole stack in the foreground (Ctrl-C stops it)
 demo: install  ## a whole user journey; writes a voice note under ./out/
 	$(BIN)/newvisions demo $(if $(SAMPLE),--sample $(SAMPLE),)
 
-test: install  ## the whole test suite
+test: install testdeps  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install  ## benchmarks (BENCH_QUICK=1 for the short form)
@@ -23,6 +23,9 @@ install: sysdeps $(STAMP)
 
 sysdeps:
 	@bash deploy/sysdeps.sh
+
+testdeps:  ## what only the tests need (a headless browser)
+	@bash deploy/sysdeps.sh --test
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

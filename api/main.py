@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aredis
 from fastapi import FastAPI
 
-from api import errors, security
+from api import docs, errors, security
+from api.job_events import JobEventHub, StreamSlots
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, auth, health, jobs, metrics, perform, recordings, users, voice
+from api.routes.jobs import HEARTBEAT_S
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
@@ -26,6 +28,7 @@ UPLOAD_OVERHEAD = 64 * 1024
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.require_for("api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -37,9 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.aredis = aredis.Redis.from_url(
             settings.redis_url, decode_responses=True,
             socket_connect_timeout=settings.redis_timeout_s, health_check_interval=15)
+        app.state.job_events = JobEventHub(app.state.aredis)
+        app.state.job_events.start()
+        app.state.stream_slots = StreamSlots(app.state.aredis, settings.sse_streams_per_user,
+                                             lease_s=3 * HEARTBEAT_S)
         log.info("api started", extra={"version": __version__, "env": settings.app_env})
         yield
         stop.set()
+        await app.state.job_events.stop()
         await app.state.aredis.aclose()
 
     app = FastAPI(
@@ -47,12 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Voice notes in your own cloned voice. Errors are `{error, message, action}`.",
         lifespan=lifespan,
-        # no online-validator badge: it would send the spec URL to swagger.io, and the docs CSP
-        # (api/security.py) allows images only from here and FastAPI's site
-        swagger_ui_parameters={"validatorUrl": None},
+        docs_url=None, redoc_url=None,  # served from the project itself, offline (api/docs.py)
     )
     app.state.settings = settings
     errors.install(app)
+    docs.install(app)
     for module in (auth, users, voice, perform, recordings, jobs, health, admin, metrics):
         app.include_router(module.router)
     from shared.errors import SampleTooLarge

@@ -2,7 +2,8 @@
 
 The API answers JSON (and MP3 audio), never HTML except the interactive docs, so everything
 gets a Content-Security-Policy that allows nothing (`default-src 'none'`); only the docs pages
-get a policy that lets Swagger UI and ReDoc load their bundles from the CDN FastAPI uses.
+get a policy that lets Swagger UI and ReDoc load their bundles, from this origin only (api/docs.py
+serves them; nothing comes from a CDN, so the docs work offline).
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ import ipaddress
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
+from api.docs import DOCS_URL, REDOC_URL
 from shared.config import Settings
 
-#: FastAPI serves the docs' scripts and styles from this CDN and its favicon from its own site
-_CDN = "https://cdn.jsdelivr.net"
-_IMG = "img-src 'self' data: https://fastapi.tiangolo.com"
 _ALWAYS = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 API_CSP = f"default-src 'none'; {_ALWAYS}"
-# Swagger UI boots from an inline <script> and styles elements inline; it fetches /openapi.json.
-SWAGGER_CSP = (f"default-src 'none'; script-src {_CDN} 'unsafe-inline'; style-src {_CDN} 'unsafe-inline'; "
-               f"{_IMG}; connect-src 'self'; {_ALWAYS}")
-# ReDoc has no inline script, but an inline <style>, Google Fonts, and a blob: search worker.
-REDOC_CSP = (f"default-src 'none'; script-src {_CDN}; style-src 'unsafe-inline' https://fonts.googleapis.com; "
-             f"font-src https://fonts.gstatic.com; {_IMG}; connect-src 'self'; worker-src blob:; {_ALWAYS}")
+# Scripts only from this origin, never inline. Swagger UI and ReDoc (styled-components) insert
+# <style> elements at run time, so styles keep 'unsafe-inline' (styles cannot run code); both
+# fetch /openapi.json; ReDoc runs its search in a blob: worker; icons are data: URIs.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            f"font-src 'self'; connect-src 'self'; worker-src 'self' blob:; {_ALWAYS}")
 HSTS = "max-age=31536000; includeSubDomains"
 
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range", "X-Request-ID"]
@@ -33,10 +31,8 @@ CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "Location", "Content-Range
 
 
 def _csp_for(path: str, docs_url: str | None, redoc_url: str | None) -> str:
-    if docs_url and (path == docs_url or path.startswith(docs_url + "/")):  # includes the OAuth2 redirect page
-        return SWAGGER_CSP
-    if redoc_url and path == redoc_url:
-        return REDOC_CSP
+    if (docs_url and (path == docs_url or path.startswith(docs_url + "/"))) or (redoc_url and path == redoc_url):
+        return DOCS_CSP
     return API_CSP
 
 
@@ -83,7 +79,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                            allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=CORS_ALLOW_HEADERS,
                            expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production,
-                       docs_url=app.docs_url, redoc_url=app.redoc_url)
+                       docs_url=DOCS_URL, redoc_url=REDOC_URL)
 
 
 def client_ip(request: Request, settings: Settings) -> str:

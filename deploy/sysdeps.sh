@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install the system packages the stack needs, when they are missing.
 # Uses apt-get as root, or through passwordless sudo; otherwise says what to install.
+# `--test` adds what only the test suite needs: Debian's Chromium, for the browser tests
+# (driven by Playwright through its executable path; no browser is downloaded at run time).
 set -euo pipefail
 
-declare -A pkg_for=([redis-server]=redis-server [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [espeak-ng]=espeak-ng)
+declare -A pkg_for=([redis-server]=redis-server [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [espeak-ng]=espeak-ng
+                    [chromium]=chromium)
+tools=(redis-server ffmpeg ffprobe espeak-ng)
+[ "${1-}" = "--test" ] && tools+=(chromium)
 missing=()
-for tool in redis-server ffmpeg ffprobe espeak-ng; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_for[$tool]}")
 done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

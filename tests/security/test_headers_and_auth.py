@@ -82,34 +82,40 @@ def _origin(url: str) -> str:
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
-def test_docs_pages_may_load_what_they_use_and_nothing_inline_they_do_not(client, path):
+def test_docs_pages_load_everything_from_here_and_nothing_inline(client, path):
     resp = client.get(path)
     assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
     assert_hardened(resp)
     policy = csp(resp)
     page = _Assets()
     page.feed(resp.text)
-    assert page.scripts, "the page loads no script: the parser or FastAPI changed"
-    for url in page.scripts:
-        assert _origin(url) in policy["script-src"], url
-    for url in page.styles:
-        assert _origin(url) in policy["style-src"], url
-    for url in page.images:
-        assert _origin(url) in policy["img-src"], url
-    assert ("'unsafe-inline'" in policy["script-src"]) == page.inline_script
-    if page.inline_style:
-        assert "'unsafe-inline'" in policy["style-src"]
-    assert "'self'" in policy["connect-src"]  # the page fetches /openapi.json
+    assert page.scripts, "the page loads no script: the parser or the page changed"
+    for url in page.scripts + page.styles + page.images:
+        assert _origin(url) == "'self'", url  # offline: no CDN, no hosted fonts
+        asset = client.get(url)
+        assert asset.status_code == 200 and asset.content, url
+    assert policy["script-src"] == ["'self'"]
+    assert not page.inline_script
     assert "'unsafe-eval'" not in resp.headers["content-security-policy"]
+    assert "'self'" in policy["connect-src"]  # the page fetches /openapi.json
+    assert "https:" not in resp.headers["content-security-policy"]
+
+
+def test_only_the_docs_assets_are_served_under_their_path(client):
+    assert client.get("/docs/assets/swagger-ui-bundle.js").headers["content-type"].startswith("text/javascript")
+    for name in ("..%2Fmain.py", "core.py", "__init__.py"):
+        resp = client.get(f"/docs/assets/{name}")
+        assert resp.status_code == 404 and resp.json()["error"] == "NOT_FOUND"
 
 
 def test_swagger_ui_sends_the_spec_url_nowhere(client):
-    assert '"validatorUrl": null' in client.get("/docs").text
+    init = client.get("/docs/assets/swagger-init.js").text
+    assert "validatorUrl: null" in init
 
 
 def test_hsts_only_in_production(base_env, client, db):
     assert "strict-transport-security" not in client.get("/health").headers
-    with serve(create_app(make_settings(base_env, app_env="production"))) as url:
+    with serve(create_app(make_settings(base_env, app_env="production", metrics_token="m" * 20))) as url:
         resp = httpx.get(f"{url}/health", timeout=30)
     assert resp.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert_hardened(resp)
