@@ -139,7 +139,7 @@ def test_a_perform_moves_jobs_chars_stages_and_pool_reuse(client, new_user, work
     assert moved("chars_generated_total", kind="raw") == chars["raw"]
     assert moved("nv_jobs_total", **ok) == 1
     assert moved("nv_job_duration_seconds_count", **ok) == 1
-    for stage in ("starting", "composing", "charging", "acquiring_voice", "synthesizing", "mixing", "storing"):
+    for stage in ("starting", "reserving", "composing", "acquiring_voice", "synthesizing", "mixing", "storing"):
         assert moved("nv_job_stage_duration_seconds_count", kind="perform", stage=stage) >= 1, stage
     # the voice cloned just before is still warm: the perform reuses it
     assert moved("pool_reuse_total") == 1

@@ -382,7 +382,7 @@ class ElevenLabsVoiceProvider:
 
 
 def _path(voice_id: str) -> str:
-    # An id is a path segment: quote it so that "../" or "?" cannot reach another endpoint.
+    # An id is a path segment: quote it so that a ".." segment or a "?" cannot reach another endpoint.
     return quote(voice_id, safe="")
 
 
