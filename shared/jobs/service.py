@@ -1,9 +1,12 @@
 """Create jobs, move them through their states, and read their live status.
 
-The MongoDB record is the durable truth. Every write also mirrors the public view into Redis
-(fast polling without touching MongoDB) and publishes it on the job's pub/sub channel (SSE),
-through one Lua script that refuses stale sequence numbers so a late writer can never move a
-job backwards.
+The MongoDB record is the durable truth of where a job is: written when it is created, when a
+run starts and when it ends. Every transition, stages included, is mirrored into Redis (fast
+polling without touching MongoDB) and published on the job's pub/sub channel (SSE), through
+one Lua script that refuses stale sequence numbers so a late writer can never move a job
+backwards. A run's intermediate stages live only there: the worker that started the run keeps
+the job's document and numbers the stages within the block of sequence numbers its start
+reserved (`SEQ_BLOCK`), so any later durable transition, by any process, sorts after them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ KEY_PREFIX = "nv:job:"
 #: a running job's mirror unchanged for this long is checked against MongoDB when read
 STALE_MIRROR_S = 20
 CHANNEL_PREFIX = "nv:job-events:"
+#: a durable transition advances the sequence by this much; the stages of a run fit in between
+SEQ_BLOCK = 100
 
 _MIRROR_LUA = """
 local cur = redis.call('HGET', KEYS[1], 'seq')
@@ -57,7 +62,10 @@ def events_channel(job_id: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """UTC, to the millisecond: what BSON dates keep, so a value held in memory equals the one
+    read back from MongoDB."""
+    ts = datetime.now(UTC)
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
 class JobStore:
@@ -70,6 +78,8 @@ class JobStore:
         self.redis = r
         self.status_ttl_s = status_ttl_s
         self._mirror_script = r.register_script(_MIRROR_LUA)
+        #: the runs this store started and has not ended: {job_id: (job document, its seq in MongoDB)}
+        self._running: dict[str, tuple[dict[str, Any], int]] = {}
 
     # ----- reads -----
 
@@ -228,18 +238,30 @@ class JobStore:
     # ----- transitions (worker side) -----
 
     def start(self, job_id: str, stage: str = "starting") -> dict[str, Any] | None:
-        """Mark running; None when the job is already finished (a redelivered message)."""
-        return self._transition(job_id, {"state": "running", "stage": stage},
-                                set_if_missing={"started_at": now()}, inc={"attempts": 1})
+        """Mark running (two round trips: the update, then the read of the job); None when the
+        job is already finished (a redelivered message). `$min` sets `started_at` on the first
+        run only."""
+        doc = self._transition(job_id, {"state": "running", "stage": stage},
+                               inc={"attempts": 1}, minimum={"started_at": now()})
+        if doc is not None:
+            self._running[job_id] = (doc, doc["seq"])
+        return doc
 
     def stage(self, job_id: str, stage: str, progress: float | None = None,
               timings: dict[str, float] | None = None) -> None:
+        """Move a running job to a stage. For a run this process started, Redis only: the view
+        is mirrored and published, MongoDB is not written (the run's end is)."""
         changes: dict[str, Any] = {"stage": stage}
         if progress is not None:
             changes["progress"] = round(max(0.0, min(1.0, progress)), 4)
         if timings is not None:
             changes["timings"] = timings
-        self._transition(job_id, changes)
+        doc, durable_seq = self._running.get(job_id, (None, 0))
+        if doc is None or doc["seq"] + 1 >= durable_seq + SEQ_BLOCK:  # not ours, or its block is used up
+            self._transition(job_id, changes)
+            return
+        doc.update(changes, updated_at=now(), seq=doc["seq"] + 1)
+        self._mirror_quietly(job_id, doc)
 
     def succeed(self, job_id: str, result: dict[str, Any],
                 timings: dict[str, float] | None = None) -> dict[str, Any] | None:
@@ -247,18 +269,37 @@ class JobStore:
                    "finished_at": now()}
         if timings is not None:
             changes["timings"] = timings
-        return self._transition(job_id, changes)
+        return self._end(job_id, changes)
+
+    def _end(self, job_id: str, changes: dict[str, Any], *, show: bool = True) -> dict[str, Any] | None:
+        """The run's last transition. For a run this process started, one round trip: the
+        view is built from the document it holds, numbered past its block. `show=False`: the
+        caller mirrors it later."""
+        doc, durable_seq = self._running.pop(job_id, (None, 0))
+        if doc is None:
+            return self._transition(job_id, changes, show=show)
+        ts = now()
+        matched = self.jobs.update_one({"_id": job_id, "state": {"$nin": list(TERMINAL_STATES)}},
+                                       {"$set": {**changes, "updated_at": ts}, "$inc": {"seq": SEQ_BLOCK}})
+        if matched.matched_count == 0:
+            return None  # another run of the job ended it first
+        doc.update(changes, updated_at=ts, seq=durable_seq + SEQ_BLOCK)
+        if show:
+            self._mirror_quietly(job_id, doc)
+        return doc
 
     def fail(self, job_id: str, error: AppError | dict[str, Any]) -> dict[str, Any] | None:
-        """Mark the job failed (None if it had already finished), then run its kind's failure
-        hook. The record says `undo_pending` until the hook has run, so the sweeper finishes
-        the undo if this process dies or a store drops in between."""
+        """Mark the job failed (None if it had already finished), run its kind's failure hook,
+        then show the failure: a client that sees `failed` finds what the job held given back.
+        The record says `undo_pending` until the hook has run, so the sweeper finishes the undo
+        if this process dies or a store drops in between."""
         body = error.to_dict() if isinstance(error, AppError) else dict(error)
         body = {k: body[k] for k in ("error", "message", "action")}
-        doc = self._transition(job_id, {"state": "failed", "stage": "failed", "error": body,
-                                        "finished_at": now(), "undo_pending": True})
+        doc = self._end(job_id, {"state": "failed", "stage": "failed", "error": body,
+                                 "finished_at": now(), "undo_pending": True}, show=False)
         if doc is not None:
             self.undo(doc)
+            self._mirror_quietly(job_id, doc)
         return doc
 
     def undo(self, doc: dict[str, Any]) -> bool:
@@ -276,9 +317,12 @@ class JobStore:
         return True
 
     def _transition(self, job_id: str, changes: dict[str, Any], *,
-                    set_if_missing: dict[str, Any] | None = None,
-                    inc: dict[str, int] | None = None) -> dict[str, Any] | None:
-        update: dict[str, Any] = {"$set": {**changes, "updated_at": now()}, "$inc": {"seq": 1, **(inc or {})}}
+                    inc: dict[str, int] | None = None,
+                    minimum: dict[str, Any] | None = None, show: bool = True) -> dict[str, Any] | None:
+        update: dict[str, Any] = {"$set": {**changes, "updated_at": now()},
+                                  "$inc": {"seq": SEQ_BLOCK, **(inc or {})}}
+        if minimum:
+            update["$min"] = minimum
         # update_one + find_one rather than find_one_and_update: the embedded SecantusDB runs
         # findAndModify as a scan of the whole collection (15 ms at 2,000 jobs, growing with
         # every job), update_one and find_one by _id through the index (< 1 ms); see
@@ -289,18 +333,17 @@ class JobStore:
         doc = self.jobs.find_one({"_id": job_id})
         if doc is None:
             return None
-        if set_if_missing:
-            missing = {k: v for k, v in set_if_missing.items() if doc.get(k) is None}
-            if missing:
-                self.jobs.update_one({"_id": job_id}, {"$set": missing})
-                doc.update(missing)
+        if show:
+            self._mirror_quietly(job_id, doc)
+        return doc
+
+    def _mirror_quietly(self, job_id: str, doc: dict[str, Any]) -> None:
         try:
             self._mirror(job_id, doc["user_id"], view_of(doc))
         except redis.RedisError:
             # MongoDB holds the truth; the poll falls back to it and the next transition
             # re-mirrors. Failing the task over a status cache would lose real work.
             log.warning("job status mirror failed", extra={"job_id": job_id})
-        return doc
 
     def _mirror(self, job_id: str, owner_id: str, view: JobView) -> None:
         self._mirror_script(
