@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.database import Database
 
@@ -15,24 +16,27 @@ from shared.config import Settings
 from shared.errors import AuthRequired, Forbidden, NotFound, TokenInvalid
 from shared.jobs.service import JobStore
 from shared.stores import mongo_db, redis_client
+from shared.users.recent import RecentUsers
 from shared.users.service import get_user
 from shared.users.tokens import verify_token
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a
+# worker thread, and those hand-offs were a large share of the submit path's CPU.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
-def _db(settings: SettingsDep) -> Database:
+async def _db(settings: SettingsDep) -> Database:
     return mongo_db(settings)
 
 
-def _redis(settings: SettingsDep) -> redis.Redis:
+async def _redis(settings: SettingsDep) -> redis.Redis:
     return redis_client(settings)
 
 
@@ -40,31 +44,58 @@ Db = Annotated[Database, Depends(_db)]
 Redis = Annotated[redis.Redis, Depends(_redis)]
 
 
-def _jobs(db: Db, r: Redis, settings: SettingsDep) -> JobStore:
+async def _jobs(db: Db, r: Redis, settings: SettingsDep) -> JobStore:
     return JobStore(db, r, settings.job_status_ttl_s, broker_url=settings.celery_broker_url)
 
 
 Jobs = Annotated[JobStore, Depends(_jobs)]
 
 
-def _current_user(
-    db: Db,
+async def _token_subject(
     settings: SettingsDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> dict[str, Any]:
+) -> str:
     if creds is None or not creds.credentials:
         raise AuthRequired("This endpoint needs a bearer token.", headers={"WWW-Authenticate": "Bearer"})
-    claims = verify_token(settings, creds.credentials)
+    return verify_token(settings, creds.credentials)["sub"]
+
+
+TokenSubject = Annotated[str, Depends(_token_subject)]
+
+
+def _current_user(db: Db, user_id: TokenSubject) -> dict[str, Any]:
     try:
-        return get_user(db, claims["sub"])
+        return get_user(db, user_id)
     except NotFound as exc:
         raise TokenInvalid("The account for this token no longer exists.") from exc
 
 
+#: the account, read for this request (screens that show it)
 CurrentUser = Annotated[dict[str, Any], Depends(_current_user)]
 
 
-def _admin_user(user: CurrentUser) -> dict[str, Any]:
+async def _recent_users(request: Request) -> RecentUsers:
+    return request.app.state.recent_users
+
+
+async def _recent_user(request: Request, db: Db, user_id: TokenSubject) -> dict[str, Any]:
+    users: RecentUsers = request.app.state.recent_users
+    user = users.cached(user_id)
+    if user is not None:
+        return user
+    try:
+        return await run_in_threadpool(users.read, db, user_id)
+    except NotFound as exc:
+        raise TokenInvalid("The account for this token no longer exists.") from exc
+
+
+#: the account as read at most a few seconds ago (shared/users/recent.py): for paths that need
+#: who is asking and cheap preconditions
+RecentUser = Annotated[dict[str, Any], Depends(_recent_user)]
+Users = Annotated[RecentUsers, Depends(_recent_users)]
+
+
+async def _admin_user(user: CurrentUser) -> dict[str, Any]:
     if user.get("role") != "admin":
         raise Forbidden("This endpoint is for administrators.")
     return user
@@ -73,7 +104,7 @@ def _admin_user(user: CurrentUser) -> dict[str, Any]:
 AdminUser = Annotated[dict[str, Any], Depends(_admin_user)]
 
 
-def _client_ip(request: Request, settings: SettingsDep) -> str:
+async def _client_ip(request: Request, settings: SettingsDep) -> str:
     return client_ip(request, settings)
 
 
@@ -86,7 +117,7 @@ def _upload_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
     ratelimit.check_upload(r, settings, str(user["_id"]))
 
 
-def _perform_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
+def _perform_limit(user: RecentUser, r: Redis, settings: SettingsDep) -> None:
     ratelimit.check_perform(r, settings, str(user["_id"]))
 
 

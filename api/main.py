@@ -17,6 +17,7 @@ from api.routes.jobs import HEARTBEAT_S
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.users.recent import RecentUsers
 from shared.version import __version__
 
 log = logging.getLogger("api")
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served from the project itself, offline (api/docs.py)
     )
     app.state.settings = settings
+    app.state.recent_users = RecentUsers()
     errors.install(app)
     docs.install(app)
     for module in (auth, users, voice, perform, recordings, jobs, health, admin, metrics):

@@ -26,16 +26,18 @@ README = BENCH_DIR / "README.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 #: in running order; the DSP ones are scripts of their own (they pin themselves to one core)
-SCRIPTS = {"clone_dsp": "clone_dsp.py", "perform_dsp": "perform_dsp.py"}
-STACK_BENCHES = ("orchestration_overhead", "push_latency", "sse_fanout", "throughput", "memory", "submit")
+SCRIPTS = {"clone_dsp": "clone_dsp.py", "perform_dsp": "perform_dsp.py", "db_aging": "db_aging.py",
+           "send_cost": "send_cost.py"}
+STACK_BENCHES = ("round_trips", "orchestration_overhead", "push_latency", "sse_fanout", "throughput", "memory", "submit")
 ORDER = (*SCRIPTS, *STACK_BENCHES)
 
 
 def _stack_bench(name: str):
-    from bench import memory, orchestration, push, sse_fanout, submit, throughput
+    from bench import memory, orchestration, push, round_trips, sse_fanout, submit, throughput
 
-    return {"orchestration_overhead": orchestration.run, "push_latency": push.run, "sse_fanout": sse_fanout.run,
-            "throughput": throughput.run, "memory": memory.run, "submit": submit.run}[name]
+    return {"round_trips": round_trips.run, "orchestration_overhead": orchestration.run, "push_latency": push.run,
+            "sse_fanout": sse_fanout.run, "throughput": throughput.run, "memory": memory.run,
+            "submit": submit.run}[name]
 
 
 def run_script(name: str, quick: bool) -> dict:
@@ -76,6 +78,11 @@ def _notes(r: dict) -> str:
         return (f"{r['followers']} followers of {r['jobs']} jobs on one API process: "
                 f"{r['events_delivered']}/{r['events_expected']} events, p50 {r['sse_ms'].get('p50')} ms; "
                 f"Redis subscribers per job {r['redis_subscribers_per_job']}")
+    if name == "round_trips":
+        m, b = r["measured"], r["baseline_counts"]
+        return (f"MongoDB: submit {m['submit']['mongo']}, perform job {m['perform']['mongo']} (baseline "
+                f"{b['submit']['mongo']} / {b['perform']['mongo']}); Redis: submit {m['submit']['redis']}, "
+                f"perform job {m['perform']['redis']} (baseline {b['submit']['redis']} / {b['perform']['redis']})")
     if name == "orchestration_overhead":
         return (f"p50 {r['overhead_ms']['p50']} / p99 {r['overhead_ms']['p99']} ms overhead; "
                 f"end to end p50 {r['total_ms']['p50']} ms")
@@ -90,6 +97,13 @@ def _notes(r: dict) -> str:
         return (f"API x{r['api_ratio']} ({r['rss_early']['api_mb']}->{r['rss_late']['api_mb']} MB), worker "
                 f"x{r['worker_ratio']} ({r['rss_early']['worker_mb']}->{r['rss_late']['worker_mb']} MB), "
                 f"{r['early_jobs']} vs {r['late_jobs']} jobs")
+    if name == "send_cost":
+        c = r["redis_commands_per_send"]
+        return (f"Redis commands per enqueue {c['with_event']} with the task-sent event, "
+                f"{c['without_event']} without; {r['sends']} sends each")
+    if name == "db_aging":
+        return (f"ops/s first 5,000 -> last 5,000 of {r['ops']:,}: ours {r['ours_ops_s']}, "
+                f"retryable writes on {r['baseline_ops_s']}")
     if name in SCRIPTS:
         return f"ffmpeg {r['baseline']}x; CPU time on one core (wall: {r.get('x_real_time_wall', '-')}x)"
     return ""

@@ -3,7 +3,7 @@
 100 jobs, each followed by 10 streams (one user per job, so the per-user cap is not in play
 beyond its default of 10). Every stream first gets the job's current state; then each job
 moves through five stages and finishes, the transitions written by the job store exactly as a
-worker writes them (Lua mirror + PUBLISH). Latency = receive time in the follower - time right
+worker writes them (started by this process, so stages go to the Lua mirror + PUBLISH only). Latency = receive time in the follower - time right
 before the transition was written; one machine, one clock. The followers are asyncio streams
 in this process; the API is one uvicorn process, as `make run` serves it.
 
@@ -50,7 +50,7 @@ async def _follow(url: str, token: str, job_id: str, got: list, opened: asyncio.
                     opened.set()
                 continue
             view = json.loads(line[6:])
-            got.append((view["job_id"], view["seq"], t))
+            got.append((view["job_id"], view["stage"], t))
 
 
 def _raw_subscriber(redis_url: str, seen: dict, stop: threading.Event) -> threading.Thread:
@@ -65,7 +65,7 @@ def _raw_subscriber(redis_url: str, seen: dict, stop: threading.Event) -> thread
             msg = pubsub.get_message(timeout=0.2)
             if msg and msg["type"] == "pmessage":
                 view = json.loads(msg["data"])
-                seen[(view["job_id"], view["seq"])] = time.time()
+                seen[(view["job_id"], view["stage"])] = time.time()
         pubsub.close()
         client.close()  # the loop holds the client: collected early, it would close the pub/sub's socket
 
@@ -81,11 +81,13 @@ def run(stack: Stack, quick: bool) -> dict:
     users = make_users(stack, JOBS, voice=False)
     store = JobStore(stack.db(), stack.redis(), broker_url="redis://127.0.0.1:1/0")  # no worker: we move them
     jobs = [store.create(kind="diagnostic", user_id=u.id)[0].job_id for u in users]
-    published: dict[tuple[str, int], float] = {}
+    for job_id in jobs:  # running, as a worker holds them: their stages then go to Redis only
+        store.start(job_id)
+    published: dict[tuple[str, str], float] = {}
     raw: dict = {}
     stop = threading.Event()
     sub_thread = _raw_subscriber(stack.redis_url, raw, stop)
-    got: list[tuple[str, int, float]] = []
+    got: list[tuple[str, str, float]] = []
 
     async def main() -> dict:
         opened, counter = asyncio.Event(), [0]
@@ -97,12 +99,10 @@ def run(stack: Stack, quick: bool) -> dict:
         def move():
             for stage in STAGES:
                 for job_id in jobs:
-                    seq = store.redis.hget(f"nv:job:{job_id}", "seq")
-                    published[(job_id, int(seq) + 1)] = time.time()
+                    published[(job_id, stage)] = time.time()
                     store.stage(job_id, stage, 0.5)
             for job_id in jobs:
-                seq = store.redis.hget(f"nv:job:{job_id}", "seq")
-                published[(job_id, int(seq) + 1)] = time.time()
+                published[(job_id, "done")] = time.time()
                 store.succeed(job_id, {"ok": True})
 
         await asyncio.to_thread(move)

@@ -125,6 +125,16 @@ def mongo_answers(url: str) -> bool:
         client.close()
 
 
+def embedded_mongo_url(port: int) -> str:
+    """The client URL of the embedded server, with retryable writes off: each write carrying a
+    transaction number lands in the server's retryable-write registry, which slowed it about
+    twentyfold as it filled (bench/README.md). Nothing relies on them: every exactly-once write
+    is guarded by its own filter (a charge by the job id in the user's `charged_jobs`, a
+    recording by the unique `job_id`). Production on mongod sets its own MONGO_URL and keeps
+    them on."""
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
 def start_mongo(data_dir: Path, port: int | None = None, *,
                 log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Start the embedded MongoDB-wire server (SecantusDB) with its data under `data_dir`."""
@@ -132,7 +142,7 @@ def start_mongo(data_dir: Path, port: int | None = None, *,
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = spawn([venv_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
                   "--storage-path", str(data_dir.resolve()), "--log-level", "WARNING"], log_path=log_path)
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    url = embedded_mongo_url(port)
     wait_until(lambda: mongo_answers(url), 60, "SecantusDB", proc)
     return proc, url
 

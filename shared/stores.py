@@ -7,10 +7,13 @@ call succeeds without a restart. Timeouts are short so that an outage turns into
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import pymongo
 import redis
+from pymongo import monitoring
 from pymongo.database import Database
 
 from shared.config import Settings
@@ -36,16 +39,20 @@ def mongo_client(settings: Settings) -> pymongo.MongoClient:
     with _lock:
         client = _mongo.get(key)
         if client is None:
-            client = pymongo.MongoClient(
-                settings.mongo_url,
-                serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-                connectTimeoutMS=settings.mongo_timeout_ms,
-                socketTimeoutMS=max(settings.mongo_timeout_ms * 10, 30000),
-                tz_aware=True,
-                appname="newvisions",
-            )
-            _mongo[key] = client
+            client = _mongo[key] = _new_mongo_client(settings)
         return client
+
+
+def _new_mongo_client(settings: Settings, **extra) -> pymongo.MongoClient:
+    return pymongo.MongoClient(
+        settings.mongo_url,
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        socketTimeoutMS=max(settings.mongo_timeout_ms * 10, 30000),
+        tz_aware=True,
+        appname="newvisions",
+        **extra,
+    )
 
 
 def mongo_db(settings: Settings) -> Database:
@@ -83,3 +90,51 @@ def reset_clients(*, close: bool = True) -> None:
                 r.close()
         _mongo.clear()
         _redis.clear()
+
+
+class RoundTrips(monitoring.CommandListener):
+    """Counts the MongoDB commands (round trips) sent through one client, as "command collection".
+    Benchmarks and tests use it: unlike times, counts do not depend on the machine's load."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.commands: list[str] = []
+
+    def started(self, event) -> None:
+        target = event.command.get(event.command_name)
+        with self._lock:
+            self.commands.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        """The commands counted since the last take."""
+        with self._lock:
+            taken, self.commands = self.commands, []
+        return taken
+
+
+@contextlib.contextmanager
+def count_round_trips(settings: Settings) -> Iterator[RoundTrips]:
+    """While open, every store user with these settings' MongoDB (`mongo_client(settings)`)
+    shares a client whose commands are counted; the counter is yielded. The client in use
+    before is put back afterwards, untouched (other users of the same URL keep theirs)."""
+    counter = RoundTrips()
+    client = _new_mongo_client(settings, event_listeners=[counter])
+    key = (settings.mongo_url, settings.mongo_timeout_ms)
+    with _lock:
+        previous = _mongo.get(key)
+        _mongo[key] = client
+    try:
+        yield counter
+    finally:
+        with _lock:
+            if previous is None:
+                _mongo.pop(key, None)
+            else:
+                _mongo[key] = previous
+        client.close()

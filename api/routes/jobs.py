@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, Jobs
+from api.deps import RecentUser, Jobs
 from shared.jobs.model import TERMINAL_STATES, JobView
 from api.job_events import RESYNC
 
@@ -18,7 +18,7 @@ RECONNECT_MS = 2000
 
 
 @router.get("/{job_id}", response_model=JobView)
-def get_job(job_id: str, user: CurrentUser, jobs: Jobs) -> JobView:
+def get_job(job_id: str, user: RecentUser, jobs: Jobs) -> JobView:
     """The job's current state (served from Redis; MongoDB when the mirror has expired)."""
     return jobs.get(job_id, owner_id=str(user["_id"]))
 
@@ -30,7 +30,7 @@ def _event(view: JobView) -> str:
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events; each `data` is the job as JSON."}})
-async def job_events(job_id: str, request: Request, user: CurrentUser, jobs: Jobs,
+async def job_events(job_id: str, request: Request, user: RecentUser, jobs: Jobs,
                      last_event_id: Annotated[str | None, Header(max_length=20)] = None) -> StreamingResponse:
     """Push the job: its current state at once, then each transition; closes after the last.
     Each event's `id` is the job's sequence number: a client that reconnects with

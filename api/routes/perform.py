@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentUser, Jobs, PerformLimit, SettingsDep
+from api.deps import Db, Jobs, PerformLimit, RecentUser, SettingsDep, Users
 from api.responses import accepted
 from shared.perform.routines import list_routines, normalize_language
 from shared.perform.service import submit_perform
@@ -36,9 +36,11 @@ def routines(language: str | None = Query(None, description="english or spanish"
     402: {"description": "QUOTA_EXCEEDED"}, 409: {"description": "VOICE_CLONE_REQUIRED"},
     422: {"description": "VALIDATION_ERROR (unknown routine, bad topic, reused Idempotency-Key)"},
     429: {"description": "RATE_LIMITED (voice notes per user)"}})
-def perform(body: PerformRequest, request: Request, user: CurrentUser, _limit: PerformLimit, jobs: Jobs,
-            settings: SettingsDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
+def perform(body: PerformRequest, request: Request, user: RecentUser, _limit: PerformLimit, jobs: Jobs,
+            settings: SettingsDep, db: Db, users: Users,
+            idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Write and speak a voice note in your voice. Send an `Idempotency-Key` header to make
     retries safe: the same key and body return the same job."""
-    view, created, quota = submit_perform(jobs, settings, user, body.routine_type, body.topic, idempotency_key)
+    view, created, quota = submit_perform(jobs, settings, user, body.routine_type, body.topic, idempotency_key,
+                                          reread_user=lambda: users.read(db, str(user["_id"])))
     return accepted(request, view, quota=quota.to_dict(), replayed=not created)

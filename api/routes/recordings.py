@@ -5,7 +5,7 @@ import re
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentUser, Db
+from api.deps import Db, RecentUser
 from shared.recordings import service
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
@@ -13,21 +13,21 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 @router.get("")
-def list_recordings(user: CurrentUser, db: Db, limit: int = Query(20, ge=1, le=100),
+def list_recordings(user: RecentUser, db: Db, limit: int = Query(20, ge=1, le=100),
                     cursor: str | None = Query(None, max_length=200)) -> dict:
     """Your voice notes, newest first. Pass `next_cursor` back as `cursor` for the next page."""
     return service.list_page(db, str(user["_id"]), limit, cursor)
 
 
 @router.get("/{recording_id}")
-def get_recording(recording_id: str, user: CurrentUser, db: Db) -> dict:
+def get_recording(recording_id: str, user: RecentUser, db: Db) -> dict:
     return service.public(service.get_owned(db, str(user["_id"]), recording_id))
 
 
 @router.get("/{recording_id}/audio", response_class=Response,
             responses={200: {"content": {"audio/mpeg": {}}}, 206: {"description": "Partial content (Range)"},
                        416: {"description": "Range not satisfiable"}})
-def recording_audio(recording_id: str, request: Request, user: CurrentUser, db: Db):
+def recording_audio(recording_id: str, request: Request, user: RecentUser, db: Db):
     """The MP3. Supports `Range: bytes=start-end` so players can seek."""
     audio = service.open_audio(db, str(user["_id"]), recording_id)
     size = audio.size
@@ -55,6 +55,6 @@ def recording_audio(recording_id: str, request: Request, user: CurrentUser, db: 
 
 
 @router.delete("/{recording_id}", status_code=204)
-def delete_recording(recording_id: str, user: CurrentUser, db: Db) -> Response:
+def delete_recording(recording_id: str, user: RecentUser, db: Db) -> Response:
     service.delete(db, str(user["_id"]), recording_id)
     return Response(status_code=204)

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, Db, SettingsDep
+from api.deps import CurrentUser, Db, SettingsDep, Users
 from shared.quota import service as quota
 from shared.users import service
 from shared.users.schemas import UserOut, UserSettings, UserSettingsUpdate
@@ -22,6 +22,8 @@ def get_settings(user: CurrentUser) -> UserSettings:
 
 
 @router.put("/settings", response_model=UserSettings)
-def put_settings(body: UserSettingsUpdate, user: CurrentUser, db: Db) -> UserSettings:
+def put_settings(body: UserSettingsUpdate, user: CurrentUser, db: Db, users: Users) -> UserSettings:
     """Change any subset of the settings; fields left out keep their value."""
-    return service.update_settings(db, str(user["_id"]), body)
+    saved = service.update_settings(db, str(user["_id"]), body)
+    users.forget(str(user["_id"]))
+    return saved

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException
 
-from api.deps import CurrentUser, Db, Jobs, SettingsDep, UploadLimit
+from api.deps import CurrentUser, Db, Jobs, SettingsDep, UploadLimit, Users
 from api.responses import accepted
 from shared.errors import NotFound, SampleTooLarge, ValidationFailed
 from shared import storage
@@ -53,13 +53,14 @@ async def _read_sample(request: Request, limit: int) -> tuple[bytes, str, str | 
     422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"},
     429: {"description": "RATE_LIMITED (uploads per user, or too soon after a clone)"}})
 async def upload_sample(request: Request, user: CurrentUser, _limit: UploadLimit, db: Db, jobs: Jobs,
-                        settings: SettingsDep):
+                        settings: SettingsDep, users: Users):
     """Upload a voice sample (30 s – 3 min; mp3, wav, m4a, ogg, webm or flac). A clone job
     cleans it and creates your voice; follow it at `events_url`. Oversized bodies are refused
     before they are read (BodySizeLimitMiddleware), and nothing is read before the caller is
     authenticated and within its upload limit."""
     data, filename, content_type = await _read_sample(request, settings.sample_max_bytes)
     view = await run_in_threadpool(accept_upload, db, jobs, settings, user, data, filename, content_type)
+    users.forget(str(user["_id"]))
     return accepted(request, view)
 
 

@@ -59,16 +59,24 @@ def request_hash(routine_type: str, topic: str) -> str:
 
 
 def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], routine_type: str, topic: str,
-                   idempotency_key: str | None) -> tuple[Any, bool, quota.QuotaState]:
+                   idempotency_key: str | None,
+                   reread_user: Callable[[], dict[str, Any]] | None = None) -> tuple[Any, bool, quota.QuotaState]:
+    """Accept a perform: check its cheap preconditions on `user` and write the job. `user` may
+    be a few seconds old (shared/users/recent.py): a refusal is then checked again on
+    `reread_user()` before it is answered."""
     routine = get_routine(routine_type)
     clean_topic = normalize_topic(topic)
     payload = {"routine_type": routine.type, "topic": clean_topic}
     key_hash = request_hash(routine.type, clean_topic)
     user_id = str(user["_id"])
     try:
-        _require_voice(user)
-        shortest, _ = note_costs(routine, read_settings(user).language, settings.voice_model_id)
-        state = quota.require_room_for(user, shortest)
+        try:
+            state = _preconditions(settings, user, routine)
+        except AppError:
+            if reread_user is None:
+                raise
+            user = reread_user()
+            state = _preconditions(settings, user, routine)
     except AppError:
         # A replay answers with the job it started even if, since then, the quota ran out:
         # the preconditions held when the request was accepted.
@@ -80,6 +88,12 @@ def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], rou
     view, created = jobs.submit(kind="perform", user_id=user_id, payload=payload,
                                 idempotency_key=idempotency_key, request_hash=key_hash)
     return view, created, state
+
+
+def _preconditions(settings: Settings, user: dict[str, Any], routine: Routine) -> quota.QuotaState:
+    _require_voice(user)
+    shortest, _ = note_costs(routine, read_settings(user).language, settings.voice_model_id)
+    return quota.require_room_for(user, shortest)
 
 
 def _require_voice(user: dict[str, Any]) -> None:

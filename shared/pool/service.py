@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 CAPACITY_KEY = "nv:pool:capacity"
 #: how long an acquisition waits for a slot (all voices leased) before giving up
 SLOT_WAIT_S = 120.0
+#: how stale a voice's `last_used_at` in MongoDB may get
+TOUCH_EVERY = timedelta(minutes=1)
 #: a per-user warm claim older than this is abandoned (the claimant crashed)
 WARM_CLAIM_STALE = timedelta(minutes=5)
 
@@ -90,8 +92,8 @@ class VoicePool:
         self.ensure_order()
         deadline = time.monotonic() + SLOT_WAIT_S
         user_oid = user["_id"]
+        fresh_user = user  # the caller's read, moments old: the warm path needs no other
         while True:
-            fresh_user = self.db["users"].find_one({"_id": user_oid}) or user
             voice_id = fresh_user.get("voice_clone_id")
             if voice_id and fresh_user.get("voice_state") == "ready":
                 record = records.by_voice_id(self.db, voice_id)
@@ -100,20 +102,34 @@ class VoicePool:
                     self.order.count("reuse")
                     metrics.pool_reused()
                     return Acquired(voice_id, False, job_key)
+            if fresh_user is user:
+                # before creating a voice, look again: the caller's read may predate a re-warm
+                fresh_user = self.db["users"].find_one({"_id": user_oid}) or {}
+                if fresh_user:
+                    continue
+                fresh_user = user
             sample = fresh_user.get("sample") or {}
             if not sample.get("normalized_id"):
                 raise VoiceCloneRequired("There is no voice or stored sample for this account.")
             if self._claim_warm(user_oid, job_key):
                 try:
-                    record = self._warm(fresh_user, sample, job_key, deadline)
+                    # another run may have finished warming between our read and our claim
+                    claimed = self.db["users"].find_one({"_id": user_oid}) or fresh_user
+                    record = None
+                    if not (claimed.get("voice_clone_id") and claimed.get("voice_state") == "ready"):
+                        record = self._warm(claimed, claimed.get("sample") or sample, job_key, deadline)
                 finally:
                     self._release_warm(user_oid, job_key)
+                if record is None:
+                    fresh_user = claimed
+                    continue
                 if self.order.lease(record["voice_id"], job_key, ttl):
                     return Acquired(record["voice_id"], True, job_key)
             # someone else is warming this user's voice, or it was evicted under us: retry
             if time.monotonic() > deadline:
                 raise VoiceLimitReached("Timed out waiting for this account's voice to be ready.")
             self.sleep(0.25)
+            fresh_user = self.db["users"].find_one({"_id": user_oid}) or user
 
     def release(self, acquired: Acquired) -> None:
         self.order.release(acquired.voice_id, acquired.job_key)
@@ -139,7 +155,12 @@ class VoicePool:
         self.db["users"].update_one({"_id": user_oid, "warming.by": job_key}, {"$set": {"warming": None}})
 
     def _touch(self, record: dict[str, Any]) -> None:
-        self.db["voices"].update_one({"_id": record["_id"]}, {"$set": {"last_used_at": now()}})
+        """Note the use in MongoDB, at most every TOUCH_EVERY: the exact recency lives in the
+        Redis order; MongoDB's copy only rebuilds that order and finds voices idle for hours."""
+        ts = now()
+        last = record.get("last_used_at")
+        if last is None or ts - last >= TOUCH_EVERY:
+            self.db["voices"].update_one({"_id": record["_id"]}, {"$set": {"last_used_at": ts}})
 
     # ------------------------------------------------------------------ creating voices
 

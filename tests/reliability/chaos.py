@@ -76,7 +76,7 @@ class RestartableMongo:
         self.data_dir, self.log_path = data_dir, log_path
         self.port = devstack.free_port()
         self.proc: subprocess.Popen | None = None
-        self.url = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        self.url = devstack.embedded_mongo_url(self.port)
 
     def start(self) -> None:
         self.proc, self.url = devstack.start_mongo(self.data_dir, self.port, log_path=self.log_path)
