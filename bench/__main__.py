@@ -72,8 +72,8 @@ def _notes(r: dict) -> str:
     if name == "submit":
         ol = r.get("open_loop") or {}
         return (f"closed loop p99 {r['p99_ms']} ms (bare {r['bare_p99_ms']} ms), {r['clients']} clients, "
-                f"{r['uvicorn_workers']} uvicorn worker; open loop at {ol.get('rate_rps')} req/s: "
-                f"p99 {(ol.get('latency_ms') or {}).get('p99')} ms")
+                f"{r['uvicorn_workers']} uvicorn worker; API CPU {r.get('api_cpu_ms_per_request')} ms/request; "
+                f"open loop at {ol.get('rate_rps')} req/s: p99 {(ol.get('latency_ms') or {}).get('p99')} ms")
     if name == "sse_fanout":
         return (f"{r['followers']} followers of {r['jobs']} jobs on one API process: "
                 f"{r['events_delivered']}/{r['events_expected']} events, p50 {r['sse_ms'].get('p50')} ms; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 
 import httpx
 from bson import ObjectId
@@ -88,9 +89,10 @@ def _one_note(client: httpx.Client, headers: dict, counters, topic: str) -> dict
     mongo.take(), redis_trips.take()
     resp = client.post("/perform", headers=headers, json={"routine_type": "gratitude", "topic": topic})
     assert resp.status_code == 202, resp.text
-    submit = {"mongo": mongo.take(), "redis": redis_trips.take()}
+    submit = {"mongo": len(mongo.take()), "redis": redis_trips.take()}
     perform.run(resp.json()["job_id"])
-    job = {"mongo": mongo.take(), "redis": redis_trips.take()}
+    commands = mongo.take()
+    job = {"mongo": len(commands), "redis": redis_trips.take(), "mongo_commands": dict(Counter(commands))}
     state = client.get(f"/jobs/{resp.json()['job_id']}", headers=headers).json()["state"]
     assert state == "succeeded", state
     return {"submit": submit, "perform": job}
