@@ -79,3 +79,7 @@ class UserOut(BaseModel):
     charsUsedRaw: int = 0
     charsUsedEffective: int = 0
     quotaPeriod: str | None = None
+
+
+class ActivationCodes(BaseModel):
+    codes: list[str] = Field(description="Single-use codes for POST /auth/register.", examples=[["7KQ2-M9XD-P4TA"]])
