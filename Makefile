@@ -24,7 +24,7 @@ install: sysdeps $(STAMP)
 sysdeps:
 	@bash deploy/sysdeps.sh
 
-testdeps:  ## what only the tests need (a headless browser)
+testdeps:  ## what only the tests need (a headless browser; Node.js and npm for the contract tests)
 	@bash deploy/sysdeps.sh --test
 
 $(STAMP): pyproject.toml

@@ -13,12 +13,26 @@ from pymongo.database import Database
 from api.security import client_ip
 from shared import ratelimit
 from shared.config import Settings
-from shared.errors import AuthRequired, Forbidden, NotFound, TokenInvalid
+from shared.errors import (AuthRequired, BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, ServiceUnavailable,
+                           TokenExpired, TokenInvalid, ValidationFailed)
 from shared.jobs.service import JobStore
 from shared.stores import mongo_db, redis_client
 from shared.users.recent import RecentUsers
 from shared.users.service import get_user
 from shared.users.tokens import verify_token
+
+# What each dependency can answer, for the routes' `responses=` (api/openapi.error_responses):
+#: any route that reads MongoDB or Redis (503 while one is down)
+STORES = (ServiceUnavailable,)
+#: `CurrentUser`: no, stale or foreign token; the account is read from MongoDB
+AUTHENTICATED = (AuthRequired, TokenExpired, TokenInvalid, *STORES)
+#: `AdminUser`
+ADMIN = (*AUTHENTICATED, Forbidden)
+#: a JSON body: validated (400 when it cannot even be decoded), and refused over 64 KB before
+#: it is read (api/middleware.py)
+JSON_BODY = (ValidationFailed, BadRequest, PayloadTooLarge)
+#: `UploadLimit`, `PerformLimit`, `RegisterLimit`
+LIMITED = (RateLimited, *STORES)
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
 

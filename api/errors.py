@@ -11,13 +11,13 @@ from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import AppError, ServiceUnavailable, ValidationFailed
+from shared.errors import AppError, BadRequest, ServiceUnavailable, ValidationFailed
 from shared.stores import STORE_DOWN_ERRORS
 
 log = logging.getLogger("api.errors")
 
 _HTTP_CODES = {
-    400: ("BAD_REQUEST", "Check the request format."),
+    400: (BadRequest.code, BadRequest.default_action),
     401: ("AUTH_REQUIRED", "Log in and send a bearer token."),
     403: ("FORBIDDEN", "Ask an administrator for access."),
     404: ("NOT_FOUND", "Check the URL."),

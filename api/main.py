@@ -10,6 +10,7 @@ import redis.asyncio as aredis
 from fastapi import FastAPI
 
 from api import docs, errors, security
+from api.openapi import operation_id
 from api.job_events import JobEventHub, StreamSlots
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, auth, health, jobs, metrics, perform, recordings, users, voice
@@ -54,8 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="New Visions API",
         version=__version__,
-        description="Voice notes in your own cloned voice. Errors are `{error, message, action}`.",
+        description=("Voice notes in your own cloned voice. Every error is `{error, message, action}` "
+                     "(the `ErrorBody` schema). Slow work runs as jobs: follow them by SSE or by polling."),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         docs_url=None, redoc_url=None,  # served from the project itself, offline (api/docs.py)
     )
     app.state.settings = settings

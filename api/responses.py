@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 
 from shared.jobs.model import JobView
+from api.job_schemas import Job, JobAccepted
 
 
-def accepted(request: Request, view: JobView, status_code: int = 202, **extra) -> JSONResponse:
-    """`202 {job_id, status_url, events_url, job}` for every endpoint that starts a job
-    (plus any endpoint-specific fields in `extra`)."""
+def accepted(request: Request, response: Response, view: JobView, model: type[JobAccepted] = JobAccepted,
+             **extra) -> JobAccepted:
+    """`202 {job_id, status_url, events_url, job}` (plus the fields of `model` beyond those, in
+    `extra`) for every endpoint that starts a job; `Location` is the status URL."""
     base = request.app.state.settings.public_base_url.rstrip("/")
-    body = {
-        "job_id": view.job_id,
-        "status_url": f"{base}/jobs/{view.job_id}",
-        "events_url": f"{base}/jobs/{view.job_id}/events",
-        "job": view.model_dump(mode="json"),
-        **extra,
-    }
-    return JSONResponse(body, status_code=status_code, headers={"Location": body["status_url"]})
+    body = model(job_id=view.job_id, status_url=f"{base}/jobs/{view.job_id}",
+                 events_url=f"{base}/jobs/{view.job_id}/events", job=Job.of(view), **extra)
+    response.headers["Location"] = body.status_url
+    return body

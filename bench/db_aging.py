@@ -68,7 +68,7 @@ def _ops_per_s(url: str, total_ops: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    from shared import devstack
+    from cli import devstack
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")

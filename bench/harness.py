@@ -128,7 +128,7 @@ class Stack:
     # --- lifecycle ---
 
     def start(self) -> Stack:
-        from shared import devstack
+        from cli import devstack
 
         proc, self.redis_url = devstack.start_redis(self.tmp / "redis", appendonly=False,
                                                     log_path=self.logs / "redis.log")
@@ -154,7 +154,7 @@ class Stack:
         return self
 
     def close(self) -> None:
-        from shared import devstack
+        from cli import devstack
 
         for name in reversed(list(self.procs)):
             devstack.stop_process(self.procs.pop(name), grace_s=10)
@@ -189,7 +189,7 @@ class Stack:
         return env
 
     def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        from shared import devstack
+        from cli import devstack
 
         base = env if env is not None else {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         return devstack.spawn(argv, env=base, cwd=str(self.tmp), log_path=self.logs / f"{name}.log")
@@ -215,7 +215,7 @@ class Stack:
 
     def start_api(self, name: str = "api", app: str = "api.main:app", workers: int = 1,
                   **env_extra: str) -> str:
-        from shared import devstack
+        from cli import devstack
 
         port = devstack.free_port()
         argv = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -235,7 +235,7 @@ class Stack:
 
     def start_worker(self, name: str, queues: tuple[str, ...] = ("perform",), concurrency: int = 2,
                      pool: str = "prefork", shim: bool = False, wait: bool = True, **env_extra: str) -> subprocess.Popen:
-        from shared import devstack
+        from cli import devstack
 
         argv = devstack.worker_argv(list(queues), name, concurrency, "INFO")
         if shim:  # the same worker, with JobStore publishes timestamped (bench/worker_shim.py)
@@ -274,7 +274,7 @@ class Stack:
         raise RuntimeError(f"workers for {queues} did not answer in {timeout_s} s")
 
     def stop(self, name: str) -> None:
-        from shared import devstack
+        from cli import devstack
 
         proc = self.procs.pop(name, None)
         if proc is not None:
@@ -319,7 +319,7 @@ def make_users(stack: Stack, n: int, *, voice: bool = True) -> list[BenchUser]:
     from bson import ObjectId
 
     from shared.audio.codec import encode_mp3
-    from shared.jobs.service import now
+    from shared.clock import now
     from shared.pool.service import VoicePool
     from shared.providers.factory import voice_provider
     from shared.quota.service import period_of

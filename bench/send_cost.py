@@ -32,7 +32,7 @@ def _server_calls(r) -> int:
 def main() -> None:
     import redis
 
-    from shared import devstack
+    from cli import devstack
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")

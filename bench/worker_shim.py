@@ -54,7 +54,7 @@ def _note_work(what: str, fn):
 def install() -> None:
     service.JobStore._mirror = _stamped_mirror
     from shared.perform import service as perform_service
-    from shared.providers.text.gemini import GeminiTextGenerator
+    from shared.perform.text.gemini import GeminiTextGenerator
     from shared.providers.voice.elevenlabs import ElevenLabsVoiceProvider
 
     GeminiTextGenerator.generate = _note_work("llm", GeminiTextGenerator.generate)

@@ -2,13 +2,14 @@
 # Install the system packages the stack needs, when they are missing.
 # Uses apt-get as root, or through passwordless sudo; otherwise says what to install.
 # `--test` adds what only the test suite needs: Debian's Chromium, for the browser tests
-# (driven by Playwright through its executable path; no browser is downloaded at run time).
+# (driven by Playwright through its executable path; no browser is downloaded at run time), and
+# Node.js with npm, for the contract tests' pinned TypeScript tools (tests/contract/npm/).
 set -euo pipefail
 
 declare -A pkg_for=([redis-server]=redis-server [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [espeak-ng]=espeak-ng
-                    [chromium]=chromium)
+                    [chromium]=chromium [node]=nodejs [npm]=npm)
 tools=(redis-server ffmpeg ffprobe espeak-ng)
-[ "${1-}" = "--test" ] && tools+=(chromium)
+[ "${1-}" = "--test" ] && tools+=(chromium node npm)
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_for[$tool]}")

@@ -19,7 +19,7 @@ def ensure_indexes(db: Database) -> None:
 
     from shared.providers.voice import local
     from shared.recordings import service as recordings
-    from shared.voices import records
+    from shared.pool import records
 
     users.ensure_indexes(db)
     jobs.ensure_indexes(db)

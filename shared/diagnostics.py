@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Callable
 
+from pydantic import BaseModel, Field
 from pymongo.database import Database
 
 from shared.config import Settings
@@ -17,6 +18,19 @@ def _timed_ms(fn) -> float:
     started = time.perf_counter()
     fn()
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+class DiagnosticResult(BaseModel):
+    """The `result` of a succeeded diagnostic job: the worker's view of its stores and tools."""
+
+    version: str
+    python: str = Field(examples=["3.12.3"])
+    mongo_ping_ms: float
+    redis_ping_ms: float
+    tools: dict[str, bool] = Field(description="Whether each tool the workers call is installed.",
+                                   examples=[{"ffmpeg": True, "ffprobe": True, "espeak-ng": True}])
+    voice_provider: str
+    text_provider: str
 
 
 def run_diagnostics(settings: Settings, db: Database, r, progress: Callable[[str, float | None], None]) -> dict:

@@ -6,7 +6,10 @@ and a suggested action. The API maps them to JSON bodies; workers store them on 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AppError(Exception):
@@ -54,6 +57,7 @@ def error(code: str, status: int, default_action: str) -> type[AppError]:
 
 
 ValidationFailed = error("VALIDATION_ERROR", 422, "Fix the fields named in the message and send again.")
+BadRequest = error("BAD_REQUEST", 400, "Check the request format.")  # a body that cannot be decoded at all
 AuthRequired = error("AUTH_REQUIRED", 401, "Log in and send the request with 'Authorization: Bearer <token>'.")
 TokenExpired = error("TOKEN_EXPIRED", 401, "Log in again to get a fresh token.")
 TokenInvalid = error("TOKEN_INVALID", 401, "Log in again; the token sent is not one we issued.")
@@ -81,3 +85,58 @@ ProviderUnavailable = error("PROVIDER_UNAVAILABLE", 503, "Retry later; the voice
 ProviderRejected = error("PROVIDER_REJECTED", 502, "Contact support; the provider refused the request.")
 VoiceLimitReached = error("VOICE_LIMIT_REACHED", 503, "Retry later; all voice slots are busy.")
 PayloadTooLarge = error("PAYLOAD_TOO_LARGE", 413, "Send a smaller request body.")
+
+
+class ErrorCode(StrEnum):
+    """Every `error` code a client can receive, in a response body or in a failed job's `error`.
+
+    Listed by hand rather than collected from the AppError subclasses, so the published schema
+    never depends on which modules a process happened to import; tests/contract checks that
+    every AppError subclass, and every code api/errors.py answers with, is listed here."""
+
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    BAD_REQUEST = "BAD_REQUEST"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    ACTIVATION_CODE_INVALID = "ACTIVATION_CODE_INVALID"
+    VOICE_CLONE_REQUIRED = "VOICE_CLONE_REQUIRED"
+    CLONE_IN_PROGRESS = "CLONE_IN_PROGRESS"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    RATE_LIMITED = "RATE_LIMITED"
+    SAMPLE_TOO_LARGE = "SAMPLE_TOO_LARGE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    SAMPLE_UNSUPPORTED = "SAMPLE_UNSUPPORTED"
+    SAMPLE_TOO_SHORT = "SAMPLE_TOO_SHORT"
+    SAMPLE_TOO_LONG = "SAMPLE_TOO_LONG"
+    SAMPLE_TOO_QUIET = "SAMPLE_TOO_QUIET"
+    SAMPLE_CLIPPED = "SAMPLE_CLIPPED"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PROVIDER_REJECTED = "PROVIDER_REJECTED"
+    VOICE_LIMIT_REACHED = "VOICE_LIMIT_REACHED"
+    VOICE_NOT_FOUND = "VOICE_NOT_FOUND"
+    JOB_LOST = "JOB_LOST"
+    JOB_TIMEOUT = "JOB_TIMEOUT"
+    HTTP_ERROR = "HTTP_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (and of a failed job's `error`)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "error": "VOICE_CLONE_REQUIRED", "message": "Record your voice before asking for a note.",
+        "action": "Record a voice sample (POST /user/voice) first."}]})
+
+    error: ErrorCode = Field(description="Stable machine-readable code; branch on this, not on the message.")
+    message: str = Field(description="What went wrong, for a person.")
+    action: str = Field(description="What the caller can do about it.")
+    details: dict[str, Any] | None = Field(None, description=(
+        "Sent by some errors only: structured help, e.g. `{field, allowed}` for an unknown value."))

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared import devstack
+from cli import devstack
 from shared.config import QUEUES, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,9 +181,34 @@ def api_url(settings, db) -> Iterator[str]:
         yield url
 
 
+def api_client(base_url: str, **kwargs) -> httpx.Client:
+    """An httpx client for one of our API processes: every answer it receives is checked
+    against the published schema (tests/contract/conformance.py)."""
+    from tests.contract.conformance import contract
+
+    return httpx.Client(base_url=base_url, event_hooks={"response": [contract().check]}, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _answers_match_the_schema() -> Iterator[None]:
+    """Fails the test during which any API answer did not match the published schema."""
+    from tests.contract.conformance import contract
+
+    if contract.cache_info().currsize == 0:  # nothing has talked to an API yet: nothing to load
+        seen = 0
+    else:
+        seen = len(contract().violations)
+    yield
+    if contract.cache_info().currsize:
+        new = contract().violations[seen:]
+        if new:
+            pytest.fail("answers that do not match the published schema (docs/openapi.json):\n"
+                        + "\n".join(f"  {v}" for v in new[:20]), pytrace=False)
+
+
 @pytest.fixture()
 def client(api_url) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=30) as c:
+    with api_client(api_url, timeout=30) as c:
         yield c
 
 
@@ -231,12 +256,15 @@ def read_sse(client: httpx.Client, url: str, headers: dict, timeout_s: float = 1
     appended to `sink` as they arrive, for a reader running in another thread)."""
     import json
 
+    from tests.contract.conformance import contract
+
     events = sink if sink is not None else []
     with client.stream("GET", url, headers=headers, timeout=timeout_s) as resp:
         assert resp.status_code == 200, resp.read()
         assert resp.headers["content-type"].startswith("text/event-stream")
         for line in resp.iter_lines():
             if line.startswith("data: "):
+                contract().check_event(line[6:])
                 events.append(json.loads(line[6:]))
     return events
 
@@ -290,7 +318,7 @@ def provider_stack(base_env, redis_url, tmp: Path, *, redis_db: int, voice_limit
         pool.start(f"stack{redis_db}", QUEUES, concurrency=concurrency)
         try:
             wait_ready(redis_client(settings))
-            with serve(create_app(settings)) as api, httpx.Client(base_url=api, timeout=60) as c:
+            with serve(create_app(settings)) as api, api_client(api, timeout=60) as c:
                 yield ProviderStack(c, fake, gemini, settings, UserFactory(c, db), pool)
         finally:
             pool.stop_all()

@@ -64,7 +64,7 @@ def _preload_text_sdk(**_):
     # which every pool child would otherwise pay on its first perform (bench/README.md).
     # Only the import: clients (HTTP pools) are still built in the children.
     if get_settings().effective_text_provider == "gemini":
-        import shared.providers.text.gemini  # noqa: F401
+        import shared.perform.text.gemini  # noqa: F401
 
 
 @worker_ready.connect

@@ -1,30 +1,37 @@
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import AdminUser, Db, Jobs, Redis, SettingsDep
+from api.deps import ADMIN, AdminUser, Db, Jobs, Redis, SettingsDep
+from api.openapi import LOCATION, error_responses
 from api.responses import accepted
+from shared.errors import ValidationFailed
+from api.job_schemas import JobAccepted
+from shared.pool.schemas import PoolStatus
 from shared.users import codes
+from shared.users.schemas import ActivationCodes
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+_STARTS_A_JOB = {202: {"headers": LOCATION}, **error_responses(ADMIN)}
 
 
-@router.post("/activation-codes", status_code=201)
+@router.post("/activation-codes", name="activation-codes-create", status_code=201,
+             responses=error_responses(ADMIN, ValidationFailed))
 def create_activation_codes(admin: AdminUser, db: Db, settings: SettingsDep,
-                            count: int = Query(1, ge=1, le=500)) -> dict:
+                            count: int = Query(1, ge=1, le=500)) -> ActivationCodes:
     """Create single-use activation codes to hand out."""
-    return {"codes": codes.create_codes(db, count, settings.activation_code_ttl_days,
-                                        created_by=str(admin["_id"]))}
+    return ActivationCodes(codes=codes.create_codes(db, count, settings.activation_code_ttl_days,
+                                                    created_by=str(admin["_id"])))
 
 
-@router.post("/diagnostics", status_code=202)
-def run_diagnostics(admin: AdminUser, jobs: Jobs, request: Request):
+@router.post("/diagnostics", name="diagnostics-run", status_code=202, responses=_STARTS_A_JOB)
+def run_diagnostics(admin: AdminUser, jobs: Jobs, request: Request, response: Response) -> JobAccepted:
     """Run a diagnostic job through the maintenance queue: checks stores and providers from a
     worker's point of view and reports each stage live (poll or SSE)."""
     view, _ = jobs.submit(kind="diagnostic", user_id=str(admin["_id"]))
-    return accepted(request, view)
+    return accepted(request, response, view)
 
 
-@router.get("/voice-pool/status")
-def voice_pool_status(admin: AdminUser, db: Db, r: Redis, settings: SettingsDep) -> dict:
+@router.get("/voice-pool/status", name="voice-pool-status", responses=error_responses(ADMIN))
+def voice_pool_status(admin: AdminUser, db: Db, r: Redis, settings: SettingsDep) -> PoolStatus:
     """Capacity, voices by state, the LRU (most recent first) with last use and leases,
     creations, reuses, evictions, reuse ratio, pending and failed deletions."""
     from shared.pool.service import VoicePool
@@ -34,8 +41,8 @@ def voice_pool_status(admin: AdminUser, db: Db, r: Redis, settings: SettingsDep)
     return pool_status(VoicePool(db, r, voice_provider(settings, db), settings))
 
 
-@router.post("/reconcile", status_code=202)
-def run_reconcile(admin: AdminUser, jobs: Jobs, request: Request):
+@router.post("/reconcile", name="reconcile-run", status_code=202, responses=_STARTS_A_JOB)
+def run_reconcile(admin: AdminUser, jobs: Jobs, request: Request, response: Response) -> JobAccepted:
     """Reconcile provider voices with our records now (a job on the maintenance queue)."""
     view, _ = jobs.submit(kind="reconcile", user_id=str(admin["_id"]))
-    return accepted(request, view)
+    return accepted(request, response, view)

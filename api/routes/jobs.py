@@ -4,38 +4,43 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import RecentUser, Jobs
-from shared.jobs.model import TERMINAL_STATES, JobView
+from api.deps import AUTHENTICATED, Jobs, RecentUser
 from api.job_events import RESYNC
+from api.openapi import JOB_EVENTS, error_responses
+from shared.errors import NotFound, RateLimited, ValidationFailed
+from shared.jobs.model import TERMINAL_STATES, JobView
+from api.job_schemas import Job
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(AUTHENTICATED, NotFound, ValidationFailed))
 HEARTBEAT_S = 15.0
 #: how long an EventSource waits before it reconnects after the stream drops
 RECONNECT_MS = 2000
 
 
-@router.get("/{job_id}", response_model=JobView)
-def get_job(job_id: str, user: RecentUser, jobs: Jobs) -> JobView:
-    """The job's current state (served from Redis; MongoDB when the mirror has expired)."""
-    return jobs.get(job_id, owner_id=str(user["_id"]))
+@router.get("/{job_id}", name="get")
+def get_job(job_id: str, user: RecentUser, jobs: Jobs) -> Job:
+    """The job's current state (served from Redis; MongoDB when the mirror has expired).
+    Another user's job answers 404."""
+    return Job.of(jobs.get(job_id, owner_id=str(user["_id"])))
 
 
 def _event(view: JobView) -> str:
-    return f"id: {view.seq}\nevent: job\ndata: {view.model_dump_json()}\n\n"
+    return f"id: {view.seq}\nevent: job\ndata: {Job.of(view).model_dump_json()}\n\n"
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "Server-Sent Events; each `data` is the job as JSON."}})
+@router.get("/{job_id}/events", name="events", response_class=Response,
+            responses={200: JOB_EVENTS, **error_responses(AUTHENTICATED, NotFound, ValidationFailed, RateLimited)})
 async def job_events(job_id: str, request: Request, user: RecentUser, jobs: Jobs,
-                     last_event_id: Annotated[str | None, Header(max_length=20)] = None) -> StreamingResponse:
+                     last_event_id: Annotated[str | None, Header(max_length=20, description=(
+                         "The `id` of the last event received: only newer states are sent."))] = None,
+                     ) -> StreamingResponse:
     """Push the job: its current state at once, then each transition; closes after the last.
     Each event's `id` is the job's sequence number: a client that reconnects with
     `Last-Event-ID` gets only what it has not seen. A comment line every 15 s keeps proxies
-    from closing a quiet stream."""
+    from closing a quiet stream. Open streams are limited per user (429)."""
     owner = str(user["_id"])
     await run_in_threadpool(jobs.get, job_id, owner)  # 404 before the stream starts
     state = request.app.state

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Db, Jobs, PerformLimit, RecentUser, SettingsDep, Users
+from api.deps import AUTHENTICATED, JSON_BODY, LIMITED, Db, Jobs, PerformLimit, RecentUser, SettingsDep, Users
+from api.openapi import LOCATION, error_responses
 from api.responses import accepted
+from shared.errors import QuotaExceeded, ValidationFailed, VoiceCloneRequired
+from api.job_schemas import PerformAccepted
 from shared.perform.routines import list_routines, normalize_language
+from shared.perform.schemas import RoutineList
 from shared.perform.service import submit_perform
 
-router = APIRouter(tags=["perform"])
+router = APIRouter()  # tagged per route: `routines-list`, `perform-create`
 
 
 class PerformRequest(BaseModel):
@@ -20,27 +24,30 @@ class PerformRequest(BaseModel):
                        description="What the note is about (1-200 characters after trimming).")
 
 
-@router.get("/routines")
-def routines(language: str | None = Query(None, description="english or spanish")) -> dict:
+@router.get("/routines", name="list", tags=["routines"], response_model_exclude_none=True,
+            responses=error_responses(ValidationFailed))
+def routines(language: str | None = Query(None, description="english or spanish")) -> RoutineList:
     """The routine types you can perform, with their titles in each language."""
     items = [r.to_public() for r in list_routines()]
     if language:
         lang = normalize_language(language)
         items = [{**r, "title": r["languages"][lang]["title"],
                   "description": r["languages"][lang]["description"]} for r in items]
-    return {"routines": items}
+    return RoutineList.model_validate({"routines": items})
 
 
-@router.post("/perform", status_code=202, responses={
-    202: {"description": "Accepted: `{job_id, status_url, events_url, job, quota}`"},
-    402: {"description": "QUOTA_EXCEEDED"}, 409: {"description": "VOICE_CLONE_REQUIRED"},
-    422: {"description": "VALIDATION_ERROR (unknown routine, bad topic, reused Idempotency-Key)"},
-    429: {"description": "RATE_LIMITED (voice notes per user)"}})
-def perform(body: PerformRequest, request: Request, user: RecentUser, _limit: PerformLimit, jobs: Jobs,
-            settings: SettingsDep, db: Db, users: Users,
-            idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
-    """Write and speak a voice note in your voice. Send an `Idempotency-Key` header to make
-    retries safe: the same key and body return the same job."""
+@router.post("/perform", name="create", tags=["perform"], status_code=202, responses={
+    202: {"headers": LOCATION},
+    **error_responses(AUTHENTICATED, JSON_BODY, LIMITED, VoiceCloneRequired, QuotaExceeded)})
+def perform(body: PerformRequest, request: Request, response: Response, user: RecentUser, _limit: PerformLimit,
+            jobs: Jobs, settings: SettingsDep, db: Db, users: Users,
+            idempotency_key: Annotated[str | None, Header(max_length=200, description=(
+                "Makes retries safe: the same key and body return the same job (`replayed`); the same "
+                "key with another body is a 422."))] = None) -> PerformAccepted:
+    """Write and speak a voice note in your voice. Refused at once with 402 when this month's
+    characters cannot pay for the routine's shortest note, and 409 before a voice exists. Voice
+    notes are limited per user (429). Follow the job at `events_url`; once it succeeded, its
+    `result.recording_id` names the note."""
     view, created, quota = submit_perform(jobs, settings, user, body.routine_type, body.topic, idempotency_key,
                                           reread_user=lambda: users.read(db, str(user["_id"])))
-    return accepted(request, view, quota=quota.to_dict(), replayed=not created)
+    return accepted(request, response, view, PerformAccepted, quota=quota.to_dict(), replayed=not created)

@@ -5,28 +5,35 @@ import re
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import Db, RecentUser
+from api.deps import AUTHENTICATED, Db, RecentUser
+from api.openapi import RANGE_HEADER, RECORDING_AUDIO, error_responses
+from shared.errors import NotFound, ValidationFailed
 from shared.recordings import service
+from shared.recordings.schemas import Recording, RecordingPage
 
-router = APIRouter(prefix="/recordings", tags=["recordings"])
+router = APIRouter(prefix="/recordings", tags=["recordings"], responses=error_responses(AUTHENTICATED))
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-@router.get("")
+@router.get("", name="list", responses=error_responses(AUTHENTICATED, ValidationFailed))
 def list_recordings(user: RecentUser, db: Db, limit: int = Query(20, ge=1, le=100),
-                    cursor: str | None = Query(None, max_length=200)) -> dict:
+                    cursor: str | None = Query(None, max_length=200, description=(
+                        "The `next_cursor` of the previous page."))) -> RecordingPage:
     """Your voice notes, newest first. Pass `next_cursor` back as `cursor` for the next page."""
     return service.list_page(db, str(user["_id"]), limit, cursor)
 
 
-@router.get("/{recording_id}")
-def get_recording(recording_id: str, user: RecentUser, db: Db) -> dict:
+_OWNED = error_responses(AUTHENTICATED, NotFound, ValidationFailed)
+
+
+@router.get("/{recording_id}", name="get", responses=_OWNED)
+def get_recording(recording_id: str, user: RecentUser, db: Db) -> Recording:
+    """One voice note (another user's answers 404)."""
     return service.public(service.get_owned(db, str(user["_id"]), recording_id))
 
 
-@router.get("/{recording_id}/audio", response_class=Response,
-            responses={200: {"content": {"audio/mpeg": {}}}, 206: {"description": "Partial content (Range)"},
-                       416: {"description": "Range not satisfiable"}})
+@router.get("/{recording_id}/audio", name="audio", response_class=Response,
+            responses={**RECORDING_AUDIO, **_OWNED}, openapi_extra={"parameters": [RANGE_HEADER]})
 def recording_audio(recording_id: str, request: Request, user: RecentUser, db: Db):
     """The MP3. Supports `Range: bytes=start-end` so players can seek."""
     audio = service.open_audio(db, str(user["_id"]), recording_id)
@@ -54,7 +61,8 @@ def recording_audio(recording_id: str, request: Request, user: RecentUser, db: D
     return StreamingResponse(audio.read(start, end), status_code=status, media_type="audio/mpeg", headers=headers)
 
 
-@router.delete("/{recording_id}", status_code=204)
+@router.delete("/{recording_id}", name="delete", status_code=204, response_class=Response, responses=_OWNED)
 def delete_recording(recording_id: str, user: RecentUser, db: Db) -> Response:
+    """Delete the note and its audio."""
     service.delete(db, str(user["_id"]), recording_id)
     return Response(status_code=204)

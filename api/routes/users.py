@@ -1,14 +1,15 @@
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, Db, SettingsDep, Users
+from api.deps import AUTHENTICATED, JSON_BODY, CurrentUser, Db, SettingsDep, Users
+from api.openapi import error_responses
 from shared.quota import service as quota
 from shared.users import service
 from shared.users.schemas import UserOut, UserSettings, UserSettingsUpdate
 
-router = APIRouter(prefix="/user", tags=["user"])
+router = APIRouter(prefix="/user", tags=["user"], responses=error_responses(AUTHENTICATED))
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", name="me")
 def me(user: CurrentUser, db: Db, settings: SettingsDep) -> UserOut:
     """Your account, voice state and this month's characters."""
     if quota.roll_over(db, user["_id"]):  # a new month started: show the fresh quota
@@ -16,12 +17,13 @@ def me(user: CurrentUser, db: Db, settings: SettingsDep) -> UserOut:
     return service.profile(user, settings)
 
 
-@router.get("/settings", response_model=UserSettings)
+@router.get("/settings", name="settings-get")
 def get_settings(user: CurrentUser) -> UserSettings:
+    """Your preferences for the notes: language, voice, background sound, title and date."""
     return service.read_settings(user)
 
 
-@router.put("/settings", response_model=UserSettings)
+@router.put("/settings", name="settings-update", responses=error_responses(AUTHENTICATED, JSON_BODY))
 def put_settings(body: UserSettingsUpdate, user: CurrentUser, db: Db, users: Users) -> UserSettings:
     """Change any subset of the settings; fields left out keep their value."""
     saved = service.update_settings(db, str(user["_id"]), body)

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException
 
-from api.deps import CurrentUser, Db, Jobs, SettingsDep, UploadLimit, Users
+from api.deps import AUTHENTICATED, LIMITED, CurrentUser, Db, Jobs, SettingsDep, UploadLimit, Users
+from api.openapi import LOCATION, VOICE_SOURCE, error_responses
 from api.responses import accepted
-from shared.errors import NotFound, SampleTooLarge, ValidationFailed
+from shared.errors import CloneInProgress, NotFound, SampleTooLarge, SampleUnsupported, ValidationFailed
 from shared import storage
+from api.job_schemas import JobAccepted
 from shared.voices.clone import accept_upload, voice_meta
+from shared.voices.schemas import VoiceMeta
 
 router = APIRouter(prefix="/user/voice", tags=["voice"])
 
@@ -47,30 +49,30 @@ async def _read_sample(request: Request, limit: int) -> tuple[bytes, str, str | 
         await form.close()
 
 
-@router.post("", status_code=202, openapi_extra=_UPLOAD_BODY, responses={
-    202: {"description": "Accepted: `{job_id, status_url, events_url, job}`"},
-    409: {"description": "CLONE_IN_PROGRESS"}, 413: {"description": "SAMPLE_TOO_LARGE"},
-    422: {"description": "SAMPLE_UNSUPPORTED or VALIDATION_ERROR"},
-    429: {"description": "RATE_LIMITED (uploads per user, or too soon after a clone)"}})
-async def upload_sample(request: Request, user: CurrentUser, _limit: UploadLimit, db: Db, jobs: Jobs,
-                        settings: SettingsDep, users: Users):
+@router.post("", name="upload", status_code=202, openapi_extra=_UPLOAD_BODY, responses={
+    202: {"headers": LOCATION},
+    **error_responses(AUTHENTICATED, LIMITED, CloneInProgress, SampleTooLarge, SampleUnsupported, ValidationFailed)})
+async def upload_sample(request: Request, response: Response, user: CurrentUser, _limit: UploadLimit, db: Db,
+                        jobs: Jobs, settings: SettingsDep, users: Users) -> JobAccepted:
     """Upload a voice sample (30 s – 3 min; mp3, wav, m4a, ogg, webm or flac). A clone job
     cleans it and creates your voice; follow it at `events_url`. Oversized bodies are refused
     before they are read (BodySizeLimitMiddleware), and nothing is read before the caller is
-    authenticated and within its upload limit."""
+    authenticated and within its upload limit. Uploads are limited per user, and a new sample
+    waits a while after a clone succeeded (429)."""
     data, filename, content_type = await _read_sample(request, settings.sample_max_bytes)
     view = await run_in_threadpool(accept_upload, db, jobs, settings, user, data, filename, content_type)
     users.forget(str(user["_id"]))
-    return accepted(request, view)
+    return accepted(request, response, view)
 
 
-@router.get("/meta")
-def get_voice_meta(user: CurrentUser) -> dict:
+@router.get("/meta", name="meta", responses=error_responses(AUTHENTICATED))
+def get_voice_meta(user: CurrentUser) -> VoiceMeta:
     """Your voice: state (none|pending|ready|failed|evicted), voice id, sample quality, last action."""
     return voice_meta(user)
 
 
-@router.get("/source", response_class=Response, responses={200: {"content": {"audio/mpeg": {}}}})
+@router.get("/source", name="source", response_class=Response,
+            responses={**VOICE_SOURCE, **error_responses(AUTHENTICATED, NotFound, ValidationFailed)})
 def get_voice_source(user: CurrentUser, db: Db, original: bool = Query(False)) -> Response:
     """Your stored sample: the normalized MP3, or with `?original=true` the file you uploaded."""
     sample = user.get("sample") or {}

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from shared.errors import ErrorCode
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 TERMINAL_STATES = frozenset({"succeeded", "failed"})
@@ -39,7 +41,9 @@ KINDS: dict[str, JobKind] = {
 
 
 class JobError(BaseModel):
-    error: str
+    """Why a job failed: the same `{error, message, action}` as an error response."""
+
+    error: ErrorCode
     message: str
     action: str
 
@@ -48,19 +52,23 @@ class JobView(BaseModel):
     """What clients see, by poll and by SSE alike."""
 
     job_id: str
-    kind: str
+    kind: str = Field(description="`clone`, `perform`, `diagnostic` or `reconcile`.", examples=["perform"])
     state: JobState
-    stage: str | None = None
-    progress: float = 0.0
+    stage: str | None = Field(None, description=(
+        "What the worker is doing: perform `reserving`, `composing`, `acquiring_voice`, `synthesizing`, "
+        "`mixing`, `storing`; clone `decoding`, `normalizing`, `checking`, `uploading`, `saving`; then "
+        "`done` or `failed`."), examples=["synthesizing"])
+    progress: float = Field(0.0, ge=0, le=1, description="0 to 1.")
     result: dict[str, Any] | None = None
-    error: JobError | None = None
+    error: JobError | None = Field(None, description="Set once the job failed.")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    seq: int = 0  # increases with every transition; lets clients drop stale updates
-    #: seconds the worker spent in each stage so far ({stage: s}; a repeated stage is summed)
-    timings: dict[str, float] | None = None
+    seq: int = Field(0, description=(
+        "Increases with every transition; lets clients drop stale updates. It is also the SSE event `id`."))
+    timings: dict[str, float] | None = Field(None, description=(
+        "Seconds the worker spent in each stage so far (`{stage: s}`; a repeated stage is summed)."))
 
 
 def view_of(doc: dict[str, Any]) -> JobView:

@@ -21,6 +21,7 @@ import pymongo
 import redis
 from pymongo.database import Database
 
+from shared.clock import now
 from shared.errors import AppError, NotFound, ServiceUnavailable, ValidationFailed
 from shared.jobs.model import KINDS, TERMINAL_STATES, JobView, view_of
 from shared.logs import request_id_var
@@ -59,13 +60,6 @@ def status_key(job_id: str) -> str:
 
 def events_channel(job_id: str) -> str:
     return CHANNEL_PREFIX + job_id
-
-
-def now() -> datetime:
-    """UTC, to the millisecond: what BSON dates keep, so a value held in memory equals the one
-    read back from MongoDB."""
-    ts = datetime.now(UTC)
-    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
 class JobStore:

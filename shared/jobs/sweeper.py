@@ -23,7 +23,8 @@ from typing import Any
 
 from shared.config import Settings
 from shared.errors import AppError, ServiceUnavailable
-from shared.jobs.service import JobStore, now
+from shared.clock import now
+from shared.jobs.service import JobStore
 
 log = logging.getLogger(__name__)
 MAX_REQUEUES = 3

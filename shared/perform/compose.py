@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from shared.perform.prompt import VoiceNotePrompt
 from shared.perform.text_checks import check_voice_note, clean_voice_note
 from shared.providers.errors import ProviderAuthError, ProviderError, ProviderUnavailableError
-from shared.providers.text.base import GeneratedText, TextGenerator
+from shared.perform.text.base import GeneratedText, TextGenerator
 
 log = logging.getLogger(__name__)
 

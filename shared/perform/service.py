@@ -26,13 +26,14 @@ from shared import metrics
 from shared.audio.mix import render_note
 from shared.config import Settings
 from shared.errors import AppError, ProviderUnavailable, VoiceCloneRequired
-from shared.jobs.service import JobStore, now
+from shared.clock import now
+from shared.jobs.service import JobStore
 from shared.perform.compose import compose_voice_note
 from shared.perform.prompt import build_voice_note_prompt, normalize_topic, note_char_bounds
 from shared.perform.routines import Routine, get_routine
 from shared.perform.synthesis import split_for_synthesis, voice_settings_for
 from shared.providers.errors import VoiceNotFoundError
-from shared.providers.text.base import TextGenerator
+from shared.perform.text.base import TextGenerator
 from shared.providers.voice.base import VoiceProvider
 from shared.quota import service as quota
 from shared.quota.costs import effective_chars, raw_chars_within

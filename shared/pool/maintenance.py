@@ -16,12 +16,12 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.jobs.service import now
+from shared.clock import now
 from shared.pool.service import VoicePool
 from shared.providers.errors import ProviderError, VoiceNotFoundError
 from shared.quota.service import period_of, roll_over
-from shared.voices import records
-from shared.voices.remote import delete_remote_voice
+from shared.pool import records
+from shared.pool.remote import delete_remote_voice
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from pymongo.database import Database
 from shared import metrics, storage
 from shared.config import Settings
 from shared.errors import VoiceCloneRequired, VoiceLimitReached
-from shared.jobs.service import now
+from shared.clock import now
 from shared.pool.lru import PoolOrder
 from shared.providers.errors import ProviderError, VoiceLimitReachedError
 from shared.providers.voice.base import VoiceProvider
-from shared.voices import records
-from shared.voices.remote import delete_remote_voice, ensure_remote_voice
+from shared.pool import records
+from shared.pool.remote import delete_remote_voice, ensure_remote_voice
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
+from shared.pool.schemas import PoolStatus
 from shared.pool.service import VoicePool
 
 
-def pool_status(pool: VoicePool) -> dict[str, Any]:
+def pool_status(pool: VoicePool) -> PoolStatus:
     db = pool.db
     by_state = {d["_id"]: d["n"] for d in db["voices"].aggregate([{"$group": {"_id": "$state", "n": {"$sum": 1}}}])}
     pool.ensure_order()
@@ -20,7 +19,7 @@ def pool_status(pool: VoicePool) -> dict[str, Any]:
     creations, reuses, evictions = stats.get("create", 0), stats.get("reuse", 0), stats.get("evict", 0)
     capacity_doc = db["pool_state"].find_one({"_id": "capacity"}) or {}
     holding = sum(by_state.get(s, 0) for s in ("creating", "ready", "evicting", "delete_failed"))
-    return {
+    return PoolStatus.model_validate({
         "enabled": pool.settings.provider_pool_enabled,
         "strategy": pool.settings.eleven_labs_pool_eviction_strategy,
         "provider": pool.provider.name,
@@ -38,4 +37,4 @@ def pool_status(pool: VoicePool) -> dict[str, Any]:
         "pending_deletions": by_state.get("evicting", 0),
         "failed_deletions": by_state.get("delete_failed", 0),
         "last_reconcile": (db["pool_state"].find_one({"_id": "reconcile"}) or {}).get("report"),
-    }
+    })

@@ -26,7 +26,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from shared.errors import AppError, QuotaExceeded
-from shared.jobs.service import now
+from shared.clock import now
 
 #: fields of the user document the quota reads
 QUOTA_FIELDS = {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1, "quota_period": 1, "charged_jobs": 1}

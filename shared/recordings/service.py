@@ -21,7 +21,8 @@ from pymongo.database import Database
 
 from shared import storage
 from shared.errors import NotFound, ValidationFailed
-from shared.jobs.service import now
+from shared.clock import now
+from shared.recordings.schemas import Recording, RecordingPage
 
 PUBLIC_FIELDS = ("title", "date", "routine_type", "topic", "duration_s", "size", "voice_id", "chars_raw",
                  "chars_effective", "model", "provider", "text", "loudness_lufs", "job_id", "created_at")
@@ -102,10 +103,10 @@ def open_audio(db: Database, user_id: str, recording_id: str) -> Audio:
     return Audio(grid.length, None, grid)
 
 
-def public(doc: dict[str, Any]) -> dict[str, Any]:
+def public(doc: dict[str, Any]) -> Recording:
     out = {"id": str(doc["_id"]), **{k: doc.get(k) for k in PUBLIC_FIELDS}}
     out["audio_url"] = f"/recordings/{out['id']}/audio"
-    return out
+    return Recording.model_validate(out)
 
 
 def _oid(recording_id: str) -> ObjectId:
@@ -138,7 +139,7 @@ def _decode_cursor(cursor: str) -> tuple[Any, ObjectId]:
         raise ValidationFailed("The cursor is not valid; use the next_cursor of a previous page.") from exc
 
 
-def list_page(db: Database, user_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_page(db: Database, user_id: str, limit: int, cursor: str | None) -> RecordingPage:
     """Newest first, keyset-paginated (stable while new notes arrive)."""
     query: dict[str, Any] = {"user_id": user_id}
     if cursor:
@@ -147,8 +148,8 @@ def list_page(db: Database, user_id: str, limit: int, cursor: str | None) -> dic
     docs = list(db["recordings"].find(query, WITHOUT_AUDIO).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1))
     more = len(docs) > limit
     docs = docs[:limit]
-    return {"items": [public(d) for d in docs], "next_cursor": _encode_cursor(docs[-1]) if more else None,
-            "total": db["recordings"].count_documents({"user_id": user_id})}
+    return RecordingPage(items=[public(d) for d in docs], next_cursor=_encode_cursor(docs[-1]) if more else None,
+                         total=db["recordings"].count_documents({"user_id": user_id}))
 
 
 def delete(db: Database, user_id: str, recording_id: str) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pymongo.database import Database
 
-from shared.jobs.service import now
+from shared.clock import now
 
 # Crockford base32 without look-alikes (no I, L, O, U): codes are read aloud and typed.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -31,6 +31,8 @@ class LoginRequest(_Strict):
 
 
 class TokenResponse(BaseModel):
+    """A bearer token: send it as `Authorization: Bearer <access_token>`."""
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the token expires")
@@ -42,15 +44,16 @@ class TokenResponse(BaseModel):
 class UserSettings(_Strict):
     """A user's preferences; every field has a default so older records read cleanly."""
 
-    language: Literal["english", "spanish"] = "english"
-    voice_similarity: float = Field(0.75, ge=0, le=1)
-    stability: float = Field(0.5, ge=0, le=1)
-    add_background_sound: bool = True
-    background_volume: float = Field(0.3, ge=0, le=1)
+    language: Literal["english", "spanish"] = Field("english", description="The language notes are written in.")
+    voice_similarity: float = Field(0.75, ge=0, le=1, description="How closely speech keeps to your voice.")
+    stability: float = Field(0.5, ge=0, le=1, description="Higher is steadier, lower more expressive.")
+    add_background_sound: bool = Field(True, description="Mix the note over a soft fan bed.")
+    background_volume: float = Field(0.3, ge=0, le=1, description="Loudness of the fan bed.")
     sex: Literal["male", "female"] | None = None
-    OS: Literal["android", "ios"] | None = None
-    voice_note_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)] = "Voice note"
-    voice_note_date: dt.date | None = None
+    OS: Literal["android", "ios"] | None = Field(None, description="The client's platform.")
+    voice_note_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)] = Field(
+        "Voice note", description="The title of new notes (the routine's title when empty).")
+    voice_note_date: dt.date | None = Field(None, description="The date shown on new notes (today when unset).")
 
 
 class UserSettingsUpdate(_Strict):
@@ -68,14 +71,21 @@ class UserSettingsUpdate(_Strict):
 
 
 class UserOut(BaseModel):
-    id: str
-    username: str
-    email: str
+    """Your account, voice state and this month's characters."""
+
+    id: str = Field(examples=["665f1c2e8a4b2c0012345678"])
+    username: str = Field(examples=["ana"])
+    email: str = Field(examples=["ana@example.com"])
     role: Literal["user", "admin"]
     created_at: dt.datetime
-    voice_state: str = "none"
-    charCount: int = 0
-    monthlyLimit: int
-    charsUsedRaw: int = 0
-    charsUsedEffective: int = 0
-    quotaPeriod: str | None = None
+    voice_state: str = Field("none", description="`none`, `pending`, `ready`, `failed` or `evicted` "
+                                                 "(GET /user/voice/meta has the details).")
+    charCount: int = Field(0, description="Effective characters charged this month.")
+    monthlyLimit: int = Field(description="Effective characters allowed per month.", examples=[10000])
+    charsUsedRaw: int = Field(0, description="Characters spoken this month, before the model's cost factor.")
+    charsUsedEffective: int = Field(0, description="Same as `charCount`.")
+    quotaPeriod: str | None = Field(None, description="The quota month, `YYYY-MM`.", examples=["2025-06"])
+
+
+class ActivationCodes(BaseModel):
+    codes: list[str] = Field(description="Single-use codes for POST /auth/register.", examples=[["7KQ2-M9XD-P4TA"]])

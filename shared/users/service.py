@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
-from shared.jobs.service import now
+from shared.clock import now
 from shared.quota.service import period_of
 from shared.users import codes, login_guard
 from shared.users.passwords import hash_password, needs_rehash, verify_password

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pymongo.database import Database
 
-from shared.jobs.service import now
+from shared.clock import now
 
 #: a claim older than this is considered lost (the message never ran) and may be re-sent
 CLAIM_TTL = timedelta(minutes=15)

@@ -24,11 +24,13 @@ from shared.audio.clean import SampleRules, clean_sample
 from shared.audio.codec import probe
 from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
-from shared.jobs.service import JobStore, new_job_id, now
+from shared.clock import now
+from shared.jobs.service import JobStore, new_job_id
 from shared.providers.voice.base import VoiceProvider
 from shared import metrics, ratelimit, storage
 from shared.stores import redis_client
-from shared.voices import records
+from shared.pool import records
+from shared.voices.schemas import VoiceMeta
 from shared.pool.service import VoicePool
 
 log = logging.getLogger(__name__)
@@ -203,11 +205,11 @@ def clone_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any]) -
     storage.delete(db, storage.SAMPLES, job["payload"].get("original_id"))
 
 
-def voice_meta(user: dict[str, Any]) -> dict[str, Any]:
+def voice_meta(user: dict[str, Any]) -> VoiceMeta:
     """What GET /user/voice/meta shows."""
     sample = user.get("sample") or {}
     state = "pending" if (user.get("clone_job") or {}).get("id") else user.get("voice_state", "none")
-    return {
+    return VoiceMeta.model_validate({
         "state": state,
         "voice_clone_id": user.get("voice_clone_id"),
         "voice_clone_previous_id": user.get("voice_clone_previous_id"),
@@ -216,4 +218,4 @@ def voice_meta(user: dict[str, Any]) -> dict[str, Any]:
         "clone_job_id": (user.get("clone_job") or {}).get("id"),
         "last_action": (user.get("last_clone") or {}).get("action"),
         "last_error": (user.get("last_clone") or {}).get("error"),
-    }
+    })

@@ -195,7 +195,7 @@ def test_elevenlabs_calls_are_counted_by_outcome_code(base_env, db):
 def test_gemini_calls_are_counted(base_env):
     from shared.perform.prompt import build_voice_note_prompt
     from shared.perform.routines import get_routine
-    from shared.providers.factory import text_generator
+    from shared.perform.text.factory import text_generator
     from tests.fakes.gemini import running_fake_gemini
 
     with running_fake_gemini("gemini-key") as (_, url):

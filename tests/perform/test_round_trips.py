@@ -20,7 +20,7 @@ import pytest
 from bson import ObjectId
 
 from shared.config import Settings
-from tests.conftest import UserFactory, make_settings
+from tests.conftest import UserFactory, api_client, make_settings
 
 SUBMIT_MAX = 1
 PERFORM_MAX = 12
@@ -54,7 +54,7 @@ def counted(base_env, redis_url, db) -> Iterator[CountedStack]:
         ensure_indexes(stores.mongo_db(settings))
         stores.redis_client(settings).flushdb()
         with stores.count_round_trips(settings) as counter, serve(create_app(settings)) as api, \
-                httpx.Client(base_url=api, timeout=60) as client:
+                api_client(api, timeout=60) as client:
             yield CountedStack(settings, client, UserFactory(client, stores.mongo_db(settings)), counter)
 
 

@@ -71,7 +71,7 @@ def test_activation_code_single_use(client, new_user):
 def test_unknown_and_expired_codes_refused(client, db, new_user):
     from datetime import timedelta
 
-    from shared.jobs.service import now
+    from shared.clock import now
 
     _error(client.post("/auth/register", json={"username": "nocode1", "email": "nocode1@ex.com",
                                                "password": "password123", "activation_code": "NV-NOPE-NOPE-NOPE"}),

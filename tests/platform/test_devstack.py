@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.devstack import free_port
+from cli.devstack import free_port
 
 
 @pytest.fixture()
@@ -87,7 +87,7 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
 def _three_users_share_two_slots(api: str, stack_dir: Path, exe: str, env: dict) -> None:
     """With ELEVEN_LABS_POOL_CAPACITY=2, three users with voices can each perform; the pool
     keeps at most two voices warm and shows the evictions."""
-    from shared.client import Client
+    from cli.http_client import Client
     from tests.conftest import SAMPLE
 
     codes = subprocess.run([exe, "codes", "create", "--count", "3"], cwd=stack_dir, env=env, capture_output=True,

@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from shared import devstack
+from cli import devstack
 from shared.config import QUEUES
-from tests.conftest import Workers, make_settings, process_env, wait_ready
+from tests.conftest import Workers, api_client, make_settings, process_env, wait_ready
 
 
 def test_health_names_providers_and_model(client):
@@ -78,7 +78,7 @@ def test_ready_fails_when_a_queue_has_no_worker(own_redis, base_env, tmp_path, d
 def test_redis_down_gives_503_and_recovers(own_redis, base_env, new_user, db):
     env = {**base_env, "REDIS_URL": own_redis["url"]}
     settings = make_settings(env, readiness_timeout_s=1)
-    with _serve(settings) as url, httpx.Client(base_url=url, timeout=30) as c:
+    with _serve(settings) as url, api_client(url, timeout=30) as c:
         from tests.conftest import UserFactory
 
         users = UserFactory(c, db)
@@ -122,7 +122,7 @@ def test_mongo_down_gives_503_and_recovers(redis_url, base_env, tmp_path, client
 
     ensure_indexes(mongo_db(settings))
     try:
-        with _serve(settings) as url, httpx.Client(base_url=url, timeout=30) as c:
+        with _serve(settings) as url, api_client(url, timeout=30) as c:
             from tests.conftest import UserFactory
 
             users = UserFactory(c, mongo_db(settings))
@@ -154,7 +154,7 @@ def test_concurrent_readiness_callers_share_one_round_of_canaries(base_env, redi
     redis_lib.Redis.from_url(broker).flushdb()
     settings = make_settings({**base_env, "REDIS_URL": broker}, readiness_timeout_s=0.5, readiness_cache_s=5)
     with _serve(settings) as url:
-        clients = [httpx.Client(base_url=url, timeout=30) for _ in range(60)]  # made up front: not cheap
+        clients = [api_client(url, timeout=30) for _ in range(60)]  # made up front: not cheap
         deadline = time.monotonic() + 2
 
         def keep_asking(c):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.jobs.service import JobStore, now
+from shared.clock import now
+from shared.jobs.service import JobStore
 from shared.jobs.sweeper import MAX_REQUEUES, requeue_stranded
 from tests.conftest import wait_job
 

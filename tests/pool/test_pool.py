@@ -136,7 +136,7 @@ def test_pool_keys_lost_in_redis_are_rebuilt(stack, twelve_users):
 
 
 def test_voice_created_before_a_crash_is_adopted_or_deleted(stack):
-    from shared.voices import records
+    from shared.pool import records
 
     pool = pool_for(stack.settings, stack.db)
     user, _ = stack.users()

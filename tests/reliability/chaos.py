@@ -27,10 +27,11 @@ import httpx
 import psutil
 from bson import ObjectId
 
-from shared import devstack
+from cli import devstack
 from shared.config import QUEUES, Settings
 from tests import samples
-from tests.conftest import REPO, UserFactory, Workers, make_settings, process_env, wait_job, wait_ready
+from tests.conftest import (REPO, UserFactory, Workers, api_client, make_settings, process_env, wait_job,
+                            wait_ready)
 
 #: time limits of chaos stacks (soft limit = 24 s) and the visibility timeout above them
 TIME_LIMIT_S = 30
@@ -168,7 +169,7 @@ def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = T
         pool = Workers(process_env(env), tmp)
         stack.callback(pool.stop_all)
         api_url = stack.enter_context(serve(create_app(settings)))
-        client = stack.enter_context(httpx.Client(base_url=api_url, timeout=60))
+        client = stack.enter_context(api_client(api_url, timeout=60))
         chaos = ChaosStack(env=env, settings=settings, client=client, users=UserFactory(client, db), workers=pool,
                            redis=broker, api_url=api_url, fake=fake, gemini=gemini, tmp=tmp)
         if worker:

@@ -13,10 +13,10 @@ import threading
 import time
 from collections import defaultdict
 
-import httpx
 import pytest
 from bson import ObjectId
 
+from tests.conftest import api_client
 from tests.reliability.chaos import chaos_stack, rss_mb, spawn_api, tree, user_with_voice
 
 MEMORY_GROWTH_LIMIT = 1.15
@@ -29,7 +29,7 @@ def run_load(base_env, tmp, *, performs: int, clients: int, users: int) -> dict:
         try:
             return _drive(stack, api_proc, api_url, voiced, performs, clients)
         finally:
-            from shared import devstack
+            from cli import devstack
 
             devstack.stop_process(api_proc, grace_s=10)
 
@@ -48,7 +48,7 @@ def _drive(stack, api_proc, api_url, voiced, performs, clients) -> dict:
         memory[f"workers_{label}"] = rss_mb(tree(worker))
 
     def client_loop(n: int) -> None:
-        with httpx.Client(base_url=api_url, timeout=60) as c:
+        with api_client(api_url, timeout=60) as c:
             while True:
                 with lock:
                     i = next(counter, None)

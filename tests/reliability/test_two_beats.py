@@ -71,7 +71,7 @@ def test_quota_reset_runs_once_per_user_when_two_beats_fire(stack):
 
 
 def test_due_deletions_swept_by_two_beats_are_deleted_once(stack):
-    from shared.voices import records
+    from shared.pool import records
 
     pool = pool_for(stack.settings, stack.db)
     due = []
@@ -93,7 +93,7 @@ def test_due_deletions_swept_by_two_beats_are_deleted_once(stack):
 
 
 def test_reconciliation_fired_twice_acts_once(stack):
-    from shared.voices import records
+    from shared.pool import records
 
     pool = pool_for(stack.settings, stack.db)
     owner, _ = stack.users()

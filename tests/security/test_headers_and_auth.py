@@ -17,8 +17,8 @@ import jwt
 import pytest
 
 from api.main import create_app
-from shared import devstack
-from tests.conftest import REPO, TEST_JWT_SECRET, make_settings, process_env
+from cli import devstack
+from tests.conftest import REPO, TEST_JWT_SECRET, api_client, make_settings, process_env
 from tests.fakes.server import free_port, serve
 
 ALLOWED = "https://app.example.com"
@@ -225,7 +225,7 @@ def test_tokens_and_passwords_never_reach_the_logs(base_env, new_user, tmp_path)
                            "--port", str(port), "--no-access-log"],
                           env=process_env(base_env, LOG_LEVEL="DEBUG"), cwd=str(REPO), log_path=log_path)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+        with api_client(f"http://127.0.0.1:{port}", timeout=30) as c:
             devstack.wait_until(lambda: _answers(c), 30, "api", proc)
             assert c.post("/auth/login", json={"username": user["username"],
                                                "password": password + "!"}).status_code == 401

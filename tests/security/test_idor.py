@@ -12,17 +12,15 @@ from __future__ import annotations
 import pytest
 
 from shared.jobs.service import status_key
-from tests.conftest import wait_job
+from tests.conftest import api_client, wait_job
 from tests.perform.helpers import perform_ok, user_with_voice
 
 
 @pytest.fixture(scope="module")
 def owner_and_intruder(api_url, db, workers):
-    import httpx
-
     from tests.conftest import UserFactory
 
-    with httpx.Client(base_url=api_url, timeout=60) as c:
+    with api_client(api_url, timeout=60) as c:
         users = UserFactory(c, db)
         a, a_headers = user_with_voice(c, users)
         note = perform_ok(c, a_headers, topic="my private diary")

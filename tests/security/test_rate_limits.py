@@ -20,7 +20,7 @@ from api.security import client_ip
 from shared import ratelimit
 from shared.errors import RateLimited
 from tests import samples
-from tests.conftest import make_settings, wait_job
+from tests.conftest import api_client, make_settings, wait_job
 from tests.fakes.server import free_port
 from tests.fakes.server import serve
 
@@ -34,7 +34,7 @@ LIMITS = {"rate_limit_perform": "2/2s", "rate_limit_upload": "2/2s", "upload_coo
 @pytest.fixture(scope="module")
 def limited(base_env, db):
     with serve(create_app(make_settings(base_env, **LIMITS))) as url, \
-            httpx.Client(base_url=url, timeout=60) as c:
+            api_client(url, timeout=60) as c:
         yield c
 
 
@@ -231,7 +231,7 @@ def test_with_redis_down_auth_limits_fail_closed_and_user_limits_fail_open(base_
     _, headers = new_user()
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     settings = make_settings(base_env, **LIMITS, redis_url=nowhere, redis_timeout_s=0.5)
-    with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with serve(create_app(settings)) as url, api_client(url, timeout=60) as c:
         # no unthrottled password guessing while the limiter is blind
         resp = c.post("/auth/login", json={"username": "someone", "password": "a password"})
         assert resp.status_code == 503 and resp.json()["error"] == "SERVICE_UNAVAILABLE"

@@ -9,8 +9,8 @@ from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import get_routine
 from shared.perform.text_checks import check_voice_note, language_share
 from shared.providers.resilience import CircuitBreaker
-from shared.providers.text.gemini import GeminiTextGenerator
-from shared.providers.text.local import LocalTextGenerator
+from shared.perform.text.gemini import GeminiTextGenerator
+from shared.perform.text.local import LocalTextGenerator
 from tests.fakes.gemini import default_reply
 
 from tests.text import KEY

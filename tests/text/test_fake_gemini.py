@@ -16,8 +16,8 @@ from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import get_routine
 from shared.providers.errors import ProviderUnavailableError
 from shared.providers.resilience import CircuitBreaker
-from shared.providers.text.base import TextBlockedError
-from shared.providers.text.gemini import GeminiTextGenerator
+from shared.perform.text.base import TextBlockedError
+from shared.perform.text.gemini import GeminiTextGenerator
 from tests.fakes.server import free_port
 
 from tests.text import KEY

@@ -14,8 +14,8 @@ from shared.perform.routines import get_routine
 from shared.perform.text_checks import check_voice_note, language_share
 from shared.providers.errors import ProviderAuthError, ProviderRejectedError, ProviderUnavailableError
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError
-from shared.providers.text.base import TextBlockedError, TextGenerator
-from shared.providers.text.gemini import GeminiTextGenerator
+from shared.perform.text.base import TextBlockedError, TextGenerator
+from shared.perform.text.gemini import GeminiTextGenerator
 from tests.fakes.server import free_port
 
 from tests.text import KEY

@@ -7,8 +7,8 @@ import logging
 from shared.jobs.celery_app import app
 from shared.providers.errors import ProviderError
 from shared.providers.factory import voice_provider
-from shared.voices import records
-from shared.voices.remote import delete_remote_voice
+from shared.pool import records
+from shared.pool.remote import delete_remote_voice
 from workers import runtime
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.perform.service import PerformDeps, run_perform
-from shared.providers.factory import fallback_text_generator, text_generator
+from shared.perform.text.factory import fallback_text_generator, text_generator
 from workers import runtime
 from workers.jobtask import job_task
 

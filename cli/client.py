@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli import session
-from shared.cli.app import cli
-from shared.client import ApiError, Client
+from cli import session
+from cli.app import cli
+from cli.http_client import ApiError, Client
 
 console = Console(stderr=True)
 out = Console()

@@ -37,7 +37,7 @@ from shared.providers.errors import (
     ProviderUnavailableError,
 )
 from shared.providers.resilience import CircuitBreaker, RetryPolicy, call_with_retries
-from shared.providers.text.base import GeneratedText, TextBlockedError, circuit_breaker
+from shared.perform.text.base import GeneratedText, TextBlockedError, circuit_breaker
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt

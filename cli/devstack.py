@@ -291,7 +291,7 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
                               "FLOWER_URL": f"http://127.0.0.1:{flower_port}"})
 
             # indexes before the API takes traffic (the API also retries them itself)
-            subprocess.run([sys.executable, "-m", "shared.cli", "db", "init"], env=env, check=True)
+            subprocess.run([sys.executable, "-m", "cli", "db", "init"], env=env, check=True)
 
             stack.add("api", spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                                     "--port", str(api_port), "--no-access-log", "--no-proxy-headers"], env=env,

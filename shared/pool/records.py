@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
 
-from shared.jobs.service import now
+from shared.clock import now
 
 NAME_PREFIX = "nv-"
 

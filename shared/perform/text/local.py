@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from shared.perform.routines import Templates, get_routine
 from shared.perform.text_checks import ECHO_MIN_WORDS, numbers_to_words, words_of
-from shared.providers.text.base import GeneratedText
+from shared.perform.text.base import GeneratedText
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt

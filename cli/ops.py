@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli.app import cli
+from cli.app import cli
 from shared.config import get_settings
 
 dev = typer.Typer(help="The local development stack.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def _db():
 def dev_up(api_port: int = typer.Option(None, help="API port (default $API_PORT or 8000)"),
            flower_port: int = typer.Option(None, help="Flower port (default $FLOWER_PORT or 5555)")) -> None:
     """Start the whole stack in the foreground; Ctrl-C stops all of it."""
-    from shared.devstack import run_stack
+    from cli.devstack import run_stack
 
     raise typer.Exit(run_stack(api_port, flower_port))
 

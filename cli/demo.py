@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import typer
 
-from shared.cli.app import cli
-from shared.cli.client import console, fail, follow, out, safe_name
-from shared.client import ApiError, Client
-from shared.devstack import DATA_DIR, STACK_ENV, free_port, spawn, stop_process
+from cli.app import cli
+from cli.client import console, fail, follow, out, safe_name
+from cli.http_client import ApiError, Client
+from cli.devstack import DATA_DIR, STACK_ENV, free_port, spawn, stop_process
 
 #: the repository's own voice recording (fixtures/voice/SOURCES.md); `make demo` runs from the repo root
 DEFAULT_SAMPLE = Path("fixtures") / "voice" / "sample_en_49s.mp3"
@@ -36,7 +36,7 @@ def _ready(url: str) -> bool:
 @contextlib.contextmanager
 def _stack():
     """Yield the API URL of a ready stack, starting one if none is running."""
-    from shared.cli.session import stack_api_url
+    from cli.session import stack_api_url
 
     url = stack_api_url()
     if url and _ready(url):
@@ -51,9 +51,11 @@ def _stack():
             port = free_port()  # 8000 is taken by something else
     DATA_DIR.mkdir(exist_ok=True)
     (DATA_DIR / "logs").mkdir(exist_ok=True)
-    env = {**os.environ, "API_PORT": str(port), "FLOWER_PORT": str(free_port())}
+    # a throwaway stack: free ports of its own, and no metrics exporters unless asked for (their
+    # fixed ports would collide with a `make run` or another demo on this machine)
+    env = {"WORKER_METRICS_PORT": "0", **os.environ, "API_PORT": str(port), "FLOWER_PORT": str(free_port())}
     console.print("Starting the stack for the demo (logs: .data/logs/demo-stack.log) ...")
-    proc = spawn([sys.executable, "-m", "shared.cli", "dev", "up"], env=env,
+    proc = spawn([sys.executable, "-m", "cli", "dev", "up"], env=env,
                  log_path=DATA_DIR / "logs" / "demo-stack.log")
     url = f"http://127.0.0.1:{port}"
     try:

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from shared.devstack import STACK_ENV
+from cli.devstack import STACK_ENV
 
 DEFAULT_API = "http://127.0.0.1:8000"
 

@@ -12,10 +12,10 @@ from typing import Any
 from pymongo.database import Database
 
 from shared.errors import AppError
-from shared.jobs.service import now
+from shared.clock import now
 from shared.providers.errors import ProviderUnavailableError, RequestOutcomeUnknownError, VoiceNotFoundError
 from shared.providers.voice.base import VoiceProvider
-from shared.voices import records
+from shared.pool import records
 
 log = logging.getLogger(__name__)
 
