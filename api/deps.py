@@ -13,8 +13,18 @@ from pymongo.database import Database
 from api.security import client_ip
 from shared import ratelimit
 from shared.config import Settings
-from shared.errors import (AuthRequired, BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, ServiceUnavailable,
-                           TokenExpired, TokenInvalid, ValidationFailed)
+from shared.errors import (
+    AuthRequired,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    TokenExpired,
+    TokenInvalid,
+    ValidationFailed,
+)
 from shared.jobs.service import JobStore
 from shared.stores import mongo_db, redis_client
 from shared.users.recent import RecentUsers

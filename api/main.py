@@ -10,9 +10,9 @@ import redis.asyncio as aredis
 from fastapi import FastAPI
 
 from api import docs, errors, security
-from api.openapi import operation_id
 from api.job_events import JobEventHub, StreamSlots
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.openapi import operation_id
 from api.routes import admin, auth, health, jobs, metrics, perform, recordings, users, voice
 from api.routes.jobs import HEARTBEAT_S
 from shared.bootstrap import ensure_indexes_with_retry

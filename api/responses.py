@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from shared.jobs.model import JobView
 from api.job_schemas import Job, JobAccepted
+from shared.jobs.model import JobView
 
 
 def accepted(request: Request, response: Response, view: JobView, model: type[JobAccepted] = JobAccepted,

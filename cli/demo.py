@@ -19,8 +19,8 @@ import typer
 
 from cli.app import cli
 from cli.client import console, fail, follow, out, safe_name
-from cli.http_client import ApiError, Client
 from cli.devstack import DATA_DIR, STACK_ENV, free_port, spawn, stop_process
+from cli.http_client import ApiError, Client
 
 #: the repository's own voice recording (fixtures/voice/SOURCES.md); `make demo` runs from the repo root
 DEFAULT_SAMPLE = Path("fixtures") / "voice" / "sample_en_49s.mp3"

@@ -15,11 +15,10 @@ log = logging.getLogger(__name__)
 
 def ensure_indexes(db: Database) -> None:
     from shared.jobs import service as jobs
-    from shared.users import service as users
-
+    from shared.pool import records
     from shared.providers.voice import local
     from shared.recordings import service as recordings
-    from shared.pool import records
+    from shared.users import service as users
 
     users.ensure_indexes(db)
     jobs.ensure_indexes(db)

@@ -49,42 +49,226 @@ class AppError(Exception):
         return f"{type(self).__name__}({self.code}: {self.message})"
 
 
-def error(code: str, status: int, default_action: str) -> type[AppError]:
-    """Declare an AppError subclass in one line; keeps the catalogue below readable."""
-    return type(code.title().replace("_", ""), (AppError,), {
-        "code": code, "status": status, "default_action": default_action,
-    })
+# The catalogue: one class per code.
 
 
-ValidationFailed = error("VALIDATION_ERROR", 422, "Fix the fields named in the message and send again.")
-BadRequest = error("BAD_REQUEST", 400, "Check the request format.")  # a body that cannot be decoded at all
-AuthRequired = error("AUTH_REQUIRED", 401, "Log in and send the request with 'Authorization: Bearer <token>'.")
-TokenExpired = error("TOKEN_EXPIRED", 401, "Log in again to get a fresh token.")
-TokenInvalid = error("TOKEN_INVALID", 401, "Log in again; the token sent is not one we issued.")
-InvalidCredentials = error("INVALID_CREDENTIALS", 401, "Check the username or email and the password.")
-Forbidden = error("FORBIDDEN", 403, "Ask an administrator for access.")
-NotFound = error("NOT_FOUND", 404, "Check the id; it may have been deleted or belong to another account.")
-AlreadyExists = error("ALREADY_EXISTS", 409, "Choose another value or log in to the existing account.")
-ActivationCodeInvalid = error(
-    "ACTIVATION_CODE_INVALID", 422, "Check the activation code, or ask for a new one; each code works once."
-)
-VoiceCloneRequired = error("VOICE_CLONE_REQUIRED", 409, "Record a voice sample (POST /user/voice) first.")
-CloneInProgress = error("CLONE_IN_PROGRESS", 409, "Wait for the current sample to finish processing.")
-QuotaExceeded = error("QUOTA_EXCEEDED", 402, "Wait for next month's quota or ask for a higher limit.")
-RateLimited = error("RATE_LIMITED", 429, "Slow down and retry after the time in Retry-After.")
-SampleTooLarge = error("SAMPLE_TOO_LARGE", 413, "Send a shorter or more compressed recording.")
-SampleUnsupported = error(
-    "SAMPLE_UNSUPPORTED", 422, "Send an audio recording (mp3, wav, m4a, ogg, webm or flac)."
-)
-SampleTooShort = error("SAMPLE_TOO_SHORT", 422, "Record at least 30 seconds with 20 seconds or more of speech.")
-SampleTooLong = error("SAMPLE_TOO_LONG", 422, "Record at most 3 minutes; one to two minutes is ideal.")
-SampleTooQuiet = error("SAMPLE_TOO_QUIET", 422, "Record closer to the microphone in a quiet room.")
-SampleClipped = error("SAMPLE_CLIPPED", 422, "Record a little further from the microphone or lower the input gain.")
-ServiceUnavailable = error("SERVICE_UNAVAILABLE", 503, "Retry in a few seconds; we are reconnecting.")
-ProviderUnavailable = error("PROVIDER_UNAVAILABLE", 503, "Retry later; the voice or text provider is not answering.")
-ProviderRejected = error("PROVIDER_REJECTED", 502, "Contact support; the provider refused the request.")
-VoiceLimitReached = error("VOICE_LIMIT_REACHED", 503, "Retry later; all voice slots are busy.")
-PayloadTooLarge = error("PAYLOAD_TOO_LARGE", 413, "Send a smaller request body.")
+class ValidationFailed(AppError):
+    code = "VALIDATION_ERROR"
+    status = 422
+    default_action = "Fix the fields named in the message and send again."
+
+
+class BadRequest(AppError):
+    """A body that cannot be decoded at all."""
+
+    code = "BAD_REQUEST"
+    status = 400
+    default_action = "Check the request format."
+
+
+class AuthRequired(AppError):
+    code = "AUTH_REQUIRED"
+    status = 401
+    default_action = "Log in and send the request with 'Authorization: Bearer <token>'."
+
+
+class TokenExpired(AppError):
+    code = "TOKEN_EXPIRED"
+    status = 401
+    default_action = "Log in again to get a fresh token."
+
+
+class TokenInvalid(AppError):
+    code = "TOKEN_INVALID"
+    status = 401
+    default_action = "Log in again; the token sent is not one we issued."
+
+
+class InvalidCredentials(AppError):
+    code = "INVALID_CREDENTIALS"
+    status = 401
+    default_action = "Check the username or email and the password."
+
+
+class Forbidden(AppError):
+    code = "FORBIDDEN"
+    status = 403
+    default_action = "Ask an administrator for access."
+
+
+class NotFound(AppError):
+    code = "NOT_FOUND"
+    status = 404
+    default_action = "Check the id; it may have been deleted or belong to another account."
+
+
+class AlreadyExists(AppError):
+    code = "ALREADY_EXISTS"
+    status = 409
+    default_action = "Choose another value or log in to the existing account."
+
+
+class ActivationCodeInvalid(AppError):
+    code = "ACTIVATION_CODE_INVALID"
+    status = 422
+    default_action = "Check the activation code, or ask for a new one; each code works once."
+
+
+class VoiceCloneRequired(AppError):
+    code = "VOICE_CLONE_REQUIRED"
+    status = 409
+    default_action = "Record a voice sample (POST /user/voice) first."
+
+
+class CloneInProgress(AppError):
+    code = "CLONE_IN_PROGRESS"
+    status = 409
+    default_action = "Wait for the current sample to finish processing."
+
+
+class QuotaExceeded(AppError):
+    code = "QUOTA_EXCEEDED"
+    status = 402
+    default_action = "Wait for next month's quota or ask for a higher limit."
+
+
+class RateLimited(AppError):
+    code = "RATE_LIMITED"
+    status = 429
+    default_action = "Slow down and retry after the time in Retry-After."
+
+
+class SampleTooLarge(AppError):
+    code = "SAMPLE_TOO_LARGE"
+    status = 413
+    default_action = "Send a shorter or more compressed recording."
+
+
+class SampleUnsupported(AppError):
+    code = "SAMPLE_UNSUPPORTED"
+    status = 422
+    default_action = "Send an audio recording (mp3, wav, m4a, ogg, webm or flac)."
+
+
+class SampleTooShort(AppError):
+    code = "SAMPLE_TOO_SHORT"
+    status = 422
+    default_action = "Record at least 30 seconds with 20 seconds or more of speech."
+
+
+class SampleTooLong(AppError):
+    code = "SAMPLE_TOO_LONG"
+    status = 422
+    default_action = "Record at most 3 minutes; one to two minutes is ideal."
+
+
+class SampleTooQuiet(AppError):
+    code = "SAMPLE_TOO_QUIET"
+    status = 422
+    default_action = "Record closer to the microphone in a quiet room."
+
+
+class SampleClipped(AppError):
+    code = "SAMPLE_CLIPPED"
+    status = 422
+    default_action = "Record a little further from the microphone or lower the input gain."
+
+
+class ServiceUnavailable(AppError):
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    default_action = "Retry in a few seconds; we are reconnecting."
+
+
+class PayloadTooLarge(AppError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+    default_action = "Send a smaller request body."
+
+
+# Provider errors: raised by the provider adapters; callers branch on the class (re-warm on
+# VoiceNotFound, refund and fail on the terminal ones).
+
+
+class ProviderError(AppError):
+    code = "PROVIDER_REJECTED"
+    status = 502
+    default_action = "Contact support; the provider refused the request."
+    #: whether a later attempt of the same call may succeed
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str = "", http_status: int | None = None,
+                 provider_code: str | None = None, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.provider = provider
+        self.http_status = http_status
+        self.provider_code = provider_code
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """Network failure, timeout, 5xx or 429 after the retries ran out, or the circuit is open."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    status = 503
+    default_action = "Retry later; the provider is not answering."
+    retryable = True
+
+
+class RequestOutcomeUnknown(ProviderUnavailable):
+    """The request may or may not have been carried out (timed out awaiting the answer, the
+    connection dropped mid-answer, a gateway timeout, an unreadable success body).
+
+    Raised without retrying by non-idempotent calls (create_voice). Still retryable for the
+    caller once it has reconciled: list the voices and look for the name it asked for."""
+
+
+class ProviderRejected(ProviderError):
+    """A 4xx the provider will answer the same way again."""
+
+
+class ProviderAuthError(ProviderRejected):
+    """401 invalid_api_key: our configuration is wrong, not the user's request."""
+
+    default_action = "An operator must check the provider API key."
+
+
+class ProviderQuotaExceeded(ProviderRejected):
+    """401 quota_exceeded: the provider account has no characters left."""
+
+    default_action = "Retry later; the service's provider quota is used up for now."
+
+
+class VoiceLimitReached(ProviderError):
+    """400 voice_limit_reached: no free custom-voice slot at the provider."""
+
+    code = "VOICE_LIMIT_REACHED"
+    status = 503
+    default_action = "Retry later; all voice slots are busy."
+
+
+class VoiceNotFound(ProviderError):
+    """400/404 voice_not_found: the remote voice is gone (evicted or deleted elsewhere)."""
+
+    code = "VOICE_NOT_FOUND"
+    status = 404
+    default_action = "The voice will be re-created from your stored sample."
+
+
+class JobTimedOut(AppError):
+    """A run stopped by its hard time limit."""
+
+    code = "JOB_TIMEOUT"
+    status = 504
+    default_action = "Try again; if it keeps happening, contact support."
+
+
+class JobLost(AppError):
+    """A job whose message was lost more often than the stranded-job sweeper re-sends it."""
+
+    code = "JOB_LOST"
+    status = 500
+    default_action = "Try again; we could not process this request."
 
 
 class ErrorCode(StrEnum):

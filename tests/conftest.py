@@ -295,7 +295,8 @@ def provider_stack(base_env, redis_url, tmp: Path, *, redis_db: int, voice_limit
                    concurrency: int = 2, **env_overrides: str) -> Iterator[ProviderStack]:
     """API + one worker for all queues wired to fresh fake ElevenLabs and Gemini servers."""
     from api.main import create_app
-    from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+    from tests.fakes.elevenlabs import FakeElevenLabs
+    from tests.fakes.elevenlabs import create_app as fake_app
     from tests.fakes.gemini import running_fake_gemini
     from tests.fakes.server import serve
 

@@ -17,7 +17,7 @@ from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from shared import metrics
-from shared.errors import AppError
+from shared.errors import AppError, JobTimedOut
 from shared.jobs.celery_app import app
 from shared.jobs.model import KINDS
 from shared.jobs.service import StageClock
@@ -29,10 +29,6 @@ log = logging.getLogger("workers.job")
 Progress = Callable[[str, float | None], None]
 
 
-class JobTimedOut(AppError):
-    code = "JOB_TIMEOUT"
-    status = 504
-    default_action = "Try again; if it keeps happening, contact support."
 
 
 class JobTask(Task):

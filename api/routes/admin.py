@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ADMIN, AdminUser, Db, Jobs, Redis, SettingsDep
+from api.job_schemas import JobAccepted
 from api.openapi import LOCATION, error_responses
 from api.responses import accepted
 from shared.errors import ValidationFailed
-from api.job_schemas import JobAccepted
 from shared.pool.schemas import PoolStatus
 from shared.users import codes
 from shared.users.schemas import ActivationCodes

@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AUTHENTICATED, Jobs, RecentUser
 from api.job_events import RESYNC
+from api.job_schemas import Job
 from api.openapi import JOB_EVENTS, error_responses
 from shared.errors import NotFound, RateLimited, ValidationFailed
 from shared.jobs.model import TERMINAL_STATES, JobView
-from api.job_schemas import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(AUTHENTICATED, NotFound, ValidationFailed))
 HEARTBEAT_S = 15.0

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AUTHENTICATED, JSON_BODY, LIMITED, Db, Jobs, PerformLimit, RecentUser, SettingsDep, Users
+from api.job_schemas import PerformAccepted
 from api.openapi import LOCATION, error_responses
 from api.responses import accepted
 from shared.errors import QuotaExceeded, ValidationFailed, VoiceCloneRequired
-from api.job_schemas import PerformAccepted
 from shared.perform.routines import list_routines, normalize_language
 from shared.perform.schemas import RoutineList
 from shared.perform.service import submit_perform

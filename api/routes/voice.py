@@ -6,11 +6,11 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException
 
 from api.deps import AUTHENTICATED, LIMITED, CurrentUser, Db, Jobs, SettingsDep, UploadLimit, Users
+from api.job_schemas import JobAccepted
 from api.openapi import LOCATION, VOICE_SOURCE, error_responses
 from api.responses import accepted
-from shared.errors import CloneInProgress, NotFound, SampleTooLarge, SampleUnsupported, ValidationFailed
 from shared import storage
-from api.job_schemas import JobAccepted
+from shared.errors import CloneInProgress, NotFound, SampleTooLarge, SampleUnsupported, ValidationFailed
 from shared.voices.clone import accept_upload, voice_meta
 from shared.voices.schemas import VoiceMeta
 

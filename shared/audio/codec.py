@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -44,12 +43,6 @@ class AudioInfo:
     duration_s: float | None
     sample_rate: int | None
     channels: int | None
-
-
-def require_ffmpeg() -> None:
-    for tool in ("ffmpeg", "ffprobe"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed; install the 'ffmpeg' package")
 
 
 def _with_tempfile(data: bytes, fn):

@@ -21,9 +21,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from shared.config import Settings
-from shared.errors import AppError, ServiceUnavailable
 from shared.clock import now
+from shared.config import Settings
+from shared.errors import JobLost, ServiceUnavailable
 from shared.jobs.service import JobStore
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ SENT_BUT_UNTOUCHED_AFTER = timedelta(days=1)
 UNDO_RETRY_AFTER = timedelta(minutes=1)
 
 
-class JobLost(AppError):
-    code = "JOB_LOST"
-    status = 500
-    default_action = "Try again; we could not process this request."
 
 
 def stranded_jobs(store: JobStore, settings: Settings, limit: int) -> list[dict[str, Any]]:

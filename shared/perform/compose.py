@@ -3,7 +3,7 @@
 Policy (docs/ARCHITECTURE.md, "Perform"):
   - A draft that fails the post-checks, or a rejected/blocked answer, gets one retry with the
     same generator; the retry prompt says what was wrong with the draft.
-  - ProviderUnavailableError (the SDK's retries are exhausted, or the circuit is open) and
+  - ProviderUnavailable (the SDK's retries are exhausted, or the circuit is open) and
     ProviderAuthError (our key is wrong) skip the retry: asking again right away would only
     add latency, and for an open circuit it would fail instantly anyway.
   - In every failing case the local template composer writes the note. We chose to fall
@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from shared.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from shared.perform.prompt import VoiceNotePrompt
-from shared.perform.text_checks import check_voice_note, clean_voice_note
-from shared.providers.errors import ProviderAuthError, ProviderError, ProviderUnavailableError
 from shared.perform.text.base import GeneratedText, TextGenerator
+from shared.perform.text_checks import check_voice_note, clean_voice_note
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def compose_voice_note(generator: TextGenerator, fallback: TextGenerator,
             attempts += 1
             try:
                 draft = generator.generate(attempt_prompt)
-            except (ProviderUnavailableError, ProviderAuthError) as exc:
+            except (ProviderUnavailable, ProviderAuthError) as exc:
                 problems.append(f"{generator.name} attempt {attempts}: {exc.code}: {exc.message}")
                 log_fn = log.error if isinstance(exc, ProviderAuthError) else log.warning
                 log_fn("text_provider_failed", extra={"provider": generator.name, "attempt": attempts,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
-
 class TargetWords(BaseModel):
     min: int = Field(examples=[60])
     max: int = Field(examples=[110])

@@ -24,22 +24,21 @@ from pymongo.database import Database
 
 from shared import metrics
 from shared.audio.mix import render_note
-from shared.config import Settings
-from shared.errors import AppError, ProviderUnavailable, VoiceCloneRequired
 from shared.clock import now
+from shared.config import Settings
+from shared.errors import AppError, ProviderUnavailable, VoiceCloneRequired, VoiceNotFound
 from shared.jobs.service import JobStore
 from shared.perform.compose import compose_voice_note
 from shared.perform.prompt import build_voice_note_prompt, normalize_topic, note_char_bounds
 from shared.perform.routines import Routine, get_routine
 from shared.perform.synthesis import split_for_synthesis, voice_settings_for
-from shared.providers.errors import VoiceNotFoundError
 from shared.perform.text.base import TextGenerator
+from shared.pool.service import VoicePool
 from shared.providers.voice.base import VoiceProvider
 from shared.quota import service as quota
 from shared.quota.costs import effective_chars, raw_chars_within
 from shared.recordings import service as recordings
 from shared.users.service import read_settings
-from shared.pool.service import VoicePool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float | None], None]
@@ -162,7 +161,7 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         progress("synthesizing", 0.5)
         try:
             audio, provider_cost = _speak(provider, chunks, lease.voice_id, voice_settings)
-        except VoiceNotFoundError:
+        except VoiceNotFound:
             # Evicted or deleted behind our back: re-create from the stored sample, once.
             pool.release(lease)
             pool.voice_lost(lease.voice_id)

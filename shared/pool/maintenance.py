@@ -17,11 +17,11 @@ from typing import Any
 from pymongo.database import Database
 
 from shared.clock import now
-from shared.pool.service import VoicePool
-from shared.providers.errors import ProviderError, VoiceNotFoundError
-from shared.quota.service import period_of, roll_over
+from shared.errors import ProviderError, VoiceNotFound
 from shared.pool import records
 from shared.pool.remote import delete_remote_voice
+from shared.pool.service import VoicePool
+from shared.quota.service import period_of, roll_over
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _reconcile_remote(pool: VoicePool, voice, record: dict | None, report: dict,
 def _delete_remote(provider, voice_id: str) -> None:
     try:
         provider.delete_voice(voice_id)
-    except VoiceNotFoundError:
+    except VoiceNotFound:
         pass
 
 

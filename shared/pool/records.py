@@ -107,6 +107,13 @@ def mark_missing(db: Database, voice_id: str) -> None:
                                {"$set": {"state": "missing", "missing_at": now()}, "$unset": {"slot": ""}})
 
 
+def mark_delete_failed(db: Database, record_id: ObjectId | str, error: dict[str, Any]) -> None:
+    """The provider still holds the voice: it keeps its slot, visible to reconciliation, which
+    retries the delete."""
+    collection(db).update_one({"_id": ObjectId(record_id)}, {"$set": {"state": "delete_failed",
+                                                                      "delete_error": error}})
+
+
 def slots_used(db: Database, provider: str) -> int:
     return collection(db).count_documents({"provider": provider, "slot": {"$exists": True}})
 

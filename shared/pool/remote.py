@@ -11,11 +11,10 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.errors import AppError
 from shared.clock import now
-from shared.providers.errors import ProviderUnavailableError, RequestOutcomeUnknownError, VoiceNotFoundError
-from shared.providers.voice.base import VoiceProvider
+from shared.errors import AppError, ProviderUnavailable, RequestOutcomeUnknown, VoiceNotFound
 from shared.pool import records
+from shared.providers.voice.base import VoiceProvider
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +43,10 @@ def ensure_remote_voice(db: Database, provider: VoiceProvider, record: dict[str,
         if current is not None and current["state"] == "ready":
             return current
         if current is None or current["state"] != "creating":
-            raise ProviderUnavailableError("The voice could not be created; another attempt failed.",
+            raise ProviderUnavailable("The voice could not be created; another attempt failed.",
                                            provider=provider.name)
         if time.monotonic() > deadline:
-            raise ProviderUnavailableError("Timed out waiting for the voice to be created.", provider=provider.name)
+            raise ProviderUnavailable("Timed out waiting for the voice to be created.", provider=provider.name)
         sleep(0.25)
     stop = threading.Event()
     keeper = threading.Thread(target=_keep_claim, args=(db, record["_id"], token, stop), daemon=True,
@@ -91,7 +90,7 @@ def _create_or_adopt(db: Database, provider: VoiceProvider, record: dict[str, An
     labels = {"app": "newvisions", "user": record["user_id"], "sha12": record["sample_sha256"][:12]}
     try:
         voice_id = provider.create_voice(record["name"], mp3, labels)
-    except RequestOutcomeUnknownError:
+    except RequestOutcomeUnknown:
         # The provider may have created it: the record stays `creating` (holding its slot) so a
         # redelivery or reconciliation can adopt or delete the voice by name.
         raise
@@ -110,7 +109,7 @@ def delete_remote_voice(db: Database, provider: VoiceProvider, record_id: str) -
     if record.get("voice_id"):
         try:
             provider.delete_voice(record["voice_id"])
-        except VoiceNotFoundError:
+        except VoiceNotFound:
             pass  # gone already: the slot is free either way
     records.mark_deleted(db, record["_id"], reason=record.get("evict_reason") or "deleted")
     return "deleted"

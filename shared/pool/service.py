@@ -24,14 +24,13 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from shared import metrics, storage
-from shared.config import Settings
-from shared.errors import VoiceCloneRequired, VoiceLimitReached
 from shared.clock import now
-from shared.pool.lru import PoolOrder
-from shared.providers.errors import ProviderError, VoiceLimitReachedError
-from shared.providers.voice.base import VoiceProvider
+from shared.config import Settings
+from shared.errors import ProviderError, VoiceCloneRequired, VoiceLimitReached
 from shared.pool import records
+from shared.pool.lru import PoolOrder
 from shared.pool.remote import delete_remote_voice, ensure_remote_voice
+from shared.providers.voice.base import VoiceProvider
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ class VoicePool:
                 continue
             try:
                 record = ensure_remote_voice(self.db, self.provider, record, mp3, may_exist=not fresh)
-            except VoiceLimitReachedError:
+            except VoiceLimitReached:
                 # The provider has fewer free slots than we thought (voices added outside our
                 # control): learn the real capacity and make room before trying again.
                 if not self.settings.provider_pool_enabled or time.monotonic() > deadline:
@@ -226,8 +225,7 @@ class VoicePool:
                 delete_remote_voice(self.db, self.provider, str(record["_id"]))
             except ProviderError as exc:
                 # still present remotely: it keeps its slot until a retry confirms the delete
-                self.db["voices"].update_one({"_id": record["_id"]}, {"$set": {
-                    "state": "delete_failed", "delete_error": exc.to_dict()}})
+                records.mark_delete_failed(self.db, record["_id"], exc.to_dict())
                 if self.enqueue_delete is not None:
                     self.enqueue_delete(str(record["_id"]))
                 log.warning("eviction delete failed", extra={"voice_id": victim, "error": exc.code})

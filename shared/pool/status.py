@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
 from shared.pool.schemas import PoolStatus
 from shared.pool.service import VoicePool
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from shared.providers.errors import ProviderError, ProviderUnavailableError
+from shared.errors import ProviderError, ProviderUnavailable
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class RetryPolicy:
         return delay
 
 
-class CircuitOpenError(ProviderUnavailableError):
+class CircuitOpenError(ProviderUnavailable):
     pass
 
 

@@ -25,8 +25,8 @@ import pymongo
 from bson import ObjectId
 from pymongo.database import Database
 
-from shared.errors import AppError, QuotaExceeded
 from shared.clock import now
+from shared.errors import AppError, QuotaExceeded
 
 #: fields of the user document the quota reads
 QUOTA_FIELDS = {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1, "quota_period": 1, "charged_jobs": 1}

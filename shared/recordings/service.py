@@ -20,8 +20,8 @@ from bson.errors import InvalidId
 from pymongo.database import Database
 
 from shared import storage
-from shared.errors import NotFound, ValidationFailed
 from shared.clock import now
+from shared.errors import NotFound, ValidationFailed
 from shared.recordings.schemas import Recording, RecordingPage
 
 PUBLIC_FIELDS = ("title", "date", "routine_type", "topic", "duration_s", "size", "voice_id", "chars_raw",

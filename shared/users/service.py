@@ -12,9 +12,9 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.database import Database
 
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
-from shared.clock import now
 from shared.quota.service import period_of
 from shared.users import codes, login_guard
 from shared.users.passwords import hash_password, needs_rehash, verify_password

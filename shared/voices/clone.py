@@ -20,18 +20,18 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from shared import metrics, ratelimit, storage
 from shared.audio.clean import SampleRules, clean_sample
 from shared.audio.codec import probe
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
-from shared.clock import now
 from shared.jobs.service import JobStore, new_job_id
-from shared.providers.voice.base import VoiceProvider
-from shared import metrics, ratelimit, storage
-from shared.stores import redis_client
 from shared.pool import records
-from shared.voices.schemas import VoiceMeta
 from shared.pool.service import VoicePool
+from shared.providers.voice.base import VoiceProvider
+from shared.stores import redis_client
+from shared.voices.schemas import VoiceMeta
 
 log = logging.getLogger(__name__)
 

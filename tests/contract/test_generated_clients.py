@@ -88,9 +88,23 @@ def test_the_generated_python_client_runs_the_whole_journey(python_client, api_u
     from newvisions_client.api.perform import perform_create
     from newvisions_client.api.recordings import recordings_audio, recordings_get, recordings_list
     from newvisions_client.api.voice import voice_upload
-    from newvisions_client.models import (CloneResult, ErrorBody, ErrorCode, Job, JobAccepted, LoginRequest,
-                                          PerformAccepted, PerformRequest, PerformResult, Recording, RecordingPage,
-                                          RegisterRequest, TokenResponse, UserOut, VoiceUploadBody)
+    from newvisions_client.models import (
+        CloneResult,
+        ErrorBody,
+        ErrorCode,
+        Job,
+        JobAccepted,
+        LoginRequest,
+        PerformAccepted,
+        PerformRequest,
+        PerformResult,
+        Recording,
+        RecordingPage,
+        RegisterRequest,
+        TokenResponse,
+        UserOut,
+        VoiceUploadBody,
+    )
     from newvisions_client.types import File
 
     from shared.users.codes import create_codes

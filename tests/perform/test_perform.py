@@ -231,7 +231,8 @@ def test_perform_body_run_twice_mid_flight_is_one_effect(client, new_user, worke
     the job done: the second run reuses the text, the charge and the recording."""
     from shared.jobs.service import JobStore
     from shared.perform.service import PerformDeps, run_perform
-    from shared.perform.text.factory import fallback_text_generator, text_generator, voice_provider
+    from shared.perform.text.factory import fallback_text_generator, text_generator
+    from shared.providers.factory import voice_provider
 
     user, headers = user_with_voice(client, new_user)
     store = JobStore(db, rds, broker_url="redis://127.0.0.1:1/0")  # never delivered to a worker
@@ -256,7 +257,8 @@ def test_a_redelivery_after_the_month_rolled_over_is_charged_in_one_month_only(c
     the month rolled over: the note is finished without charging the new month."""
     from shared.jobs.service import JobStore
     from shared.perform.service import PerformDeps, run_perform
-    from shared.perform.text.factory import fallback_text_generator, text_generator, voice_provider
+    from shared.perform.text.factory import fallback_text_generator, text_generator
+    from shared.providers.factory import voice_provider
     from shared.quota.service import reserve
     from tests.conftest import pool_for
 

@@ -100,7 +100,8 @@ def test_not_enough_quota_is_refused_before_the_writer_is_paid(eleven_stack):
     from shared.errors import QuotaExceeded
     from shared.jobs.service import JobStore
     from shared.perform.service import PerformDeps, run_perform
-    from shared.perform.text.factory import fallback_text_generator, text_generator, voice_provider
+    from shared.perform.text.factory import fallback_text_generator, text_generator
+    from shared.providers.factory import voice_provider
     from shared.stores import redis_client
     from tests.conftest import pool_for
 

@@ -39,7 +39,8 @@ def counted(base_env, redis_url, db) -> Iterator[CountedStack]:
     from api.main import create_app
     from shared import stores
     from shared.bootstrap import ensure_indexes
-    from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+    from tests.fakes.elevenlabs import FakeElevenLabs
+    from tests.fakes.elevenlabs import create_app as fake_app
     from tests.fakes.gemini import running_fake_gemini
     from tests.fakes.server import serve
 

@@ -24,20 +24,20 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from shared.audio.codec import probe
-from shared.providers.errors import (
+from shared.errors import (
     ProviderAuthError,
     ProviderError,
-    ProviderQuotaExceededError,
-    ProviderRejectedError,
-    ProviderUnavailableError,
-    VoiceLimitReachedError,
-    VoiceNotFoundError,
+    ProviderQuotaExceeded,
+    ProviderRejected,
+    ProviderUnavailable,
+    VoiceLimitReached,
+    VoiceNotFound,
 )
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError, RetryPolicy
 from shared.providers.voice.base import RemoteVoice, Subscription, VoiceProvider, VoiceSettings
 from shared.providers.voice.elevenlabs import (
     ElevenLabsVoiceProvider,
-    RequestOutcomeUnknownError,
+    RequestOutcomeUnknown,
     Timeouts,
     reset_breakers,
     shared_breaker,
@@ -204,7 +204,7 @@ def test_delete_voice_removes_it_and_a_second_delete_says_not_found(fake, provid
     provider.delete_voice(voice_id)
     assert fake.voice(voice_id) is None and fake.deleted_total == 1
 
-    with pytest.raises(VoiceNotFoundError) as caught:
+    with pytest.raises(VoiceNotFound) as caught:
         provider.delete_voice(voice_id)
     assert caught.value.http_status == 404 and voice_id in caught.value.message
 
@@ -275,7 +275,7 @@ def test_the_fourth_voice_with_a_limit_of_three_is_refused(fake, provider):
     for i in range(3):
         provider.create_voice(f"nv-{i}", SAMPLE)
 
-    with pytest.raises(VoiceLimitReachedError) as caught:
+    with pytest.raises(VoiceLimitReached) as caught:
         provider.create_voice("nv-3", SAMPLE)
 
     assert "3 / 3" in caught.value.message
@@ -287,7 +287,7 @@ def test_foreign_clones_use_slots_and_premade_voices_do_not(fake, provider):
     fake.seed_voice("another-apps-clone")
     provider.create_voice("nv-a", SAMPLE)
     provider.create_voice("nv-b", SAMPLE)
-    with pytest.raises(VoiceLimitReachedError):
+    with pytest.raises(VoiceLimitReached):
         provider.create_voice("nv-c", SAMPLE)
     assert len(fake.voice_names("premade")) == 3
 
@@ -297,7 +297,7 @@ def test_quota_exceeded_and_invalid_key_are_both_401_but_different_errors(fake, 
     voice_id = provider.create_voice("nv-quota", SAMPLE)
     fake.configure(character_limit=5)
 
-    with pytest.raises(ProviderQuotaExceededError) as quota:
+    with pytest.raises(ProviderQuotaExceeded) as quota:
         provider.synthesize("This text needs more than five credits.", voice_id, VoiceSettings())
     with pytest.raises(ProviderAuthError) as auth:
         make_provider(api_key="sk_wrong_key").subscription()
@@ -309,21 +309,21 @@ def test_quota_exceeded_and_invalid_key_are_both_401_but_different_errors(fake, 
 
 
 def test_synthesis_with_a_voice_that_is_gone_raises_voice_not_found(fake, provider):
-    with pytest.raises(VoiceNotFoundError) as caught:
+    with pytest.raises(VoiceNotFound) as caught:
         provider.synthesize("Anyone there?", "evictedVoice00000000", VoiceSettings())
     assert caught.value.http_status == 400  # the provider says 400 here, 404 on delete
 
 
 def test_a_404_for_a_wrong_path_is_not_mistaken_for_a_missing_voice(fake, make_provider, base_url):
     provider = make_provider(base_url=base_url + "/misconfigured")
-    with pytest.raises(ProviderRejectedError) as caught:
+    with pytest.raises(ProviderRejected) as caught:
         provider.delete_voice("someVoice")
-    assert not isinstance(caught.value, VoiceNotFoundError)  # would trigger a pointless re-clone
+    assert not isinstance(caught.value, VoiceNotFound)  # would trigger a pointless re-clone
     assert "Not Found" in caught.value.message
 
 
 def test_the_providers_validation_errors_are_rejections_naming_the_field(fake, provider):
-    with pytest.raises(ProviderRejectedError) as caught:
+    with pytest.raises(ProviderRejected) as caught:
         provider.create_voice("   ", SAMPLE)  # the provider wants a real name
     assert caught.value.http_status == 422
     assert "name" in caught.value.message and "Field required" in caught.value.message
@@ -333,18 +333,18 @@ def test_the_providers_validation_errors_are_rejections_naming_the_field(fake, p
 # --- every error code maps to its class -----------------------------------------------------------
 
 REFUSALS = [
-    ("create_voice", Fault(400, "voice_limit_reached"), VoiceLimitReachedError),
-    ("synthesize", Fault(400, "voice_not_found"), VoiceNotFoundError),
-    ("delete_voice", Fault(404, "voice_not_found"), VoiceNotFoundError),
-    ("rename_voice", Fault(404, "voice_not_found", style="code"), VoiceNotFoundError),
-    ("synthesize", Fault(401, "quota_exceeded"), ProviderQuotaExceededError),
-    ("synthesize", Fault(401, "quota_exceeded", style="code"), ProviderQuotaExceededError),
+    ("create_voice", Fault(400, "voice_limit_reached"), VoiceLimitReached),
+    ("synthesize", Fault(400, "voice_not_found"), VoiceNotFound),
+    ("delete_voice", Fault(404, "voice_not_found"), VoiceNotFound),
+    ("rename_voice", Fault(404, "voice_not_found", style="code"), VoiceNotFound),
+    ("synthesize", Fault(401, "quota_exceeded"), ProviderQuotaExceeded),
+    ("synthesize", Fault(401, "quota_exceeded", style="code"), ProviderQuotaExceeded),
     ("subscription", Fault(401, "invalid_api_key"), ProviderAuthError),
     ("list_voices", Fault(401, "invalid_api_key", style="code"), ProviderAuthError),
-    ("rename_voice", Fault(422, "name", "Field required", style="validation"), ProviderRejectedError),
+    ("rename_voice", Fault(422, "name", "Field required", style="validation"), ProviderRejected),
     ("list_voices", Fault(400, message="Something about this request is wrong", style="string"),
-     ProviderRejectedError),
-    ("create_voice", Fault(400, "invalid_file", "The audio could not be read"), ProviderRejectedError),
+     ProviderRejected),
+    ("create_voice", Fault(400, "invalid_file", "The audio could not be read"), ProviderRejected),
 ]
 
 
@@ -358,7 +358,7 @@ def test_refusals_map_to_their_error_and_are_not_retried(fake, provider, operati
 
     error = caught.value
     assert type(error) is expected
-    assert not error.retryable or expected is VoiceLimitReachedError
+    assert not error.retryable or expected is VoiceLimitReached
     assert error.http_status == fault.status and error.provider == "elevenlabs"
     assert fault.resolved_message() in error.message
     assert fake.call_count(operation) == 1
@@ -382,7 +382,7 @@ def test_outages_are_retried_then_reported_unavailable(fake, make_provider, oper
     provider = make_provider(rate_limit_wait_s=0.01)
     fake.fail_next(operation, *[fault] * ATTEMPTS)
 
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         invoke(provider, operation)
 
     assert caught.value.retryable and caught.value.http_status == fault.status
@@ -415,7 +415,7 @@ def test_read_timeouts_are_retried_then_reported_unavailable(fake, make_provider
     fake.set_latency(0.6, "synthesize")
 
     started = time.monotonic()
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         provider.synthesize("Take your time.", voice_id, VoiceSettings())
 
     assert caught.value.provider_code == "timeout"
@@ -429,7 +429,7 @@ def test_synthesis_waits_longer_than_other_calls(fake, make_provider):
     fake.set_latency(0.5)
 
     assert provider.synthesize("Worth the wait.", voice_id, VoiceSettings()).audio
-    with pytest.raises(ProviderUnavailableError):
+    with pytest.raises(ProviderUnavailable):
         provider.subscription()
 
 
@@ -438,10 +438,10 @@ def test_create_voice_is_not_retried_after_a_read_timeout(fake, make_provider):
     provider = make_provider(timeouts=Timeouts(connect_s=1.0, read_s=0.2), on_call=outcomes)
     fake.set_latency(0.5, "create_voice")
 
-    with pytest.raises(RequestOutcomeUnknownError) as caught:
+    with pytest.raises(RequestOutcomeUnknown) as caught:
         provider.create_voice("nv-user-7", SAMPLE)
 
-    assert isinstance(caught.value, ProviderUnavailableError) and caught.value.provider_code == "timeout"
+    assert isinstance(caught.value, ProviderUnavailable) and caught.value.provider_code == "timeout"
     assert "reconcile" in caught.value.message
     assert fake.call_count("create_voice") == 1 and outcomes.of("create_voice") == ["timeout"]
     # Why: the provider finishes the request the client gave up on. A blind retry would have
@@ -453,7 +453,7 @@ def test_create_voice_is_not_retried_after_a_read_timeout(fake, make_provider):
 
 def test_create_voice_is_not_retried_when_the_connection_drops_mid_answer(fake, provider):
     fake.set_down("close")
-    with pytest.raises(RequestOutcomeUnknownError) as caught:
+    with pytest.raises(RequestOutcomeUnknown) as caught:
         provider.create_voice("nv-dropped", SAMPLE)
     assert caught.value.provider_code == "connection_error"
     assert fake.call_count("create_voice") == 1
@@ -462,16 +462,16 @@ def test_create_voice_is_not_retried_when_the_connection_drops_mid_answer(fake, 
 def test_a_gateway_timeout_on_create_voice_is_an_unknown_outcome(fake, provider):
     # A 504 comes from a gateway that stopped waiting; the provider behind it may have finished.
     fake.fail_next("create_voice", Fault(504))
-    with pytest.raises(RequestOutcomeUnknownError):
+    with pytest.raises(RequestOutcomeUnknown):
         provider.create_voice("nv-gateway", SAMPLE)
     assert fake.call_count("create_voice") == 1
 
 
 def test_idempotent_calls_are_retried_when_the_connection_drops(fake, provider):
     fake.set_down("close")
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         list(provider.list_voices())
-    assert not isinstance(caught.value, RequestOutcomeUnknownError)
+    assert not isinstance(caught.value, RequestOutcomeUnknown)
     assert fake.call_count("list_voices") == ATTEMPTS
 
 
@@ -480,10 +480,10 @@ def test_create_voice_is_retried_when_the_connection_is_refused(make_provider):
     nobody_listens = f"http://127.0.0.1:{free_port()}"
     provider = make_provider(base_url=nobody_listens, on_call=outcomes)
 
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         provider.create_voice("nv-nowhere", SAMPLE)
 
-    assert not isinstance(caught.value, RequestOutcomeUnknownError)  # nothing reached a provider
+    assert not isinstance(caught.value, RequestOutcomeUnknown)  # nothing reached a provider
     assert outcomes.of("create_voice") == ["connection_error"] * ATTEMPTS
 
 
@@ -529,7 +529,7 @@ def test_breaker_opens_fails_fast_without_calling_and_closes_once_the_provider_r
     fake.set_down("503")
 
     for _ in range(3):
-        with pytest.raises(ProviderUnavailableError):
+        with pytest.raises(ProviderUnavailable):
             provider.subscription()
     assert fake.call_count() == 3 and breaker.state == CircuitBreaker.OPEN
 
@@ -553,11 +553,11 @@ def test_a_failed_trial_keeps_the_breaker_open(fake, make_provider):
     provider = make_provider(breaker=breaker, retry_policy=fast_retries(attempts=1))
     fake.set_down("503")
     for _ in range(2):
-        with pytest.raises(ProviderUnavailableError):
+        with pytest.raises(ProviderUnavailable):
             provider.subscription()
 
     time.sleep(0.35)
-    with pytest.raises(ProviderUnavailableError) as trial:
+    with pytest.raises(ProviderUnavailable) as trial:
         provider.subscription()
     assert not isinstance(trial.value, CircuitOpenError)  # the one trial went through...
     with pytest.raises(CircuitOpenError):
@@ -569,7 +569,7 @@ def test_refusals_do_not_open_the_breaker(fake, make_provider):
     breaker = CircuitBreaker("elevenlabs", failure_threshold=2, reset_timeout_s=30)
     provider = make_provider(breaker=breaker)
     for _ in range(5):
-        with pytest.raises(VoiceNotFoundError):
+        with pytest.raises(VoiceNotFound):
             provider.delete_voice("gone")
     assert breaker.state == CircuitBreaker.CLOSED
 
@@ -585,7 +585,7 @@ def test_adapters_for_the_same_provider_share_one_breaker(fake, base_url):
 
         fake.set_down("503")
         for _ in range(2):
-            with pytest.raises(ProviderUnavailableError):
+            with pytest.raises(ProviderUnavailable):
                 first.subscription()
         with pytest.raises(CircuitOpenError):
             second.subscription()  # learned from the first adapter's failures
@@ -627,7 +627,7 @@ def test_the_api_key_appears_in_no_error_or_log(fake, make_provider, caplog):
     fake.set_down(None)
     fake.wait_idle()
 
-    assert {type(e) for e in errors} >= {ProviderAuthError, ProviderUnavailableError, CircuitOpenError}
+    assert {type(e) for e in errors} >= {ProviderAuthError, ProviderUnavailable, CircuitOpenError}
     for error in errors:
         rendered = [str(error), repr(error), error.message, json.dumps(error.to_dict()),
                     "".join(traceback.format_exception(error))]
@@ -646,7 +646,7 @@ def test_the_voice_limit_holds_under_concurrent_creates(fake, make_provider):
     def create(i: int) -> None:
         try:
             results.append(provider.create_voice(f"nv-race-{i}", SAMPLE))
-        except VoiceLimitReachedError as exc:
+        except VoiceLimitReached as exc:
             results.append(exc)
 
     threads = [threading.Thread(target=create, args=(i,)) for i in range(12)]
@@ -656,7 +656,7 @@ def test_the_voice_limit_holds_under_concurrent_creates(fake, make_provider):
         thread.join()
 
     assert sum(isinstance(r, str) for r in results) == 3
-    assert sum(isinstance(r, VoiceLimitReachedError) for r in results) == 9
+    assert sum(isinstance(r, VoiceLimitReached) for r in results) == 9
     assert fake.max_voices_seen == 3 and fake.cloned_count == 3
 
 
@@ -713,7 +713,7 @@ def test_the_fake_can_be_driven_over_http(fake, base_url, make_provider):
     try:
         control.configure(voice_limit=1)
         control.seed_voice("foreign-clone")
-        with pytest.raises(VoiceLimitReachedError):
+        with pytest.raises(VoiceLimitReached):
             provider.create_voice("nv-blocked", SAMPLE)
 
         control.reset()
@@ -724,7 +724,7 @@ def test_the_fake_can_be_driven_over_http(fake, base_url, make_provider):
         provider.subscription()
         assert time.monotonic() - started >= 0.3
         control.set_down("503")
-        with pytest.raises(ProviderUnavailableError):
+        with pytest.raises(ProviderUnavailable):
             provider.subscription()
         control.clear_faults()
 
@@ -760,7 +760,7 @@ def test_the_fake_runs_standalone_in_another_process():
         with ElevenLabsVoiceProvider("sk_other", base_url=base_url, retry_policy=fast_retries(),
                                      breaker=CircuitBreaker("elevenlabs")) as provider:
             provider.create_voice("nv-one", SAMPLE)
-            with pytest.raises(VoiceLimitReachedError):
+            with pytest.raises(VoiceLimitReached):
                 provider.create_voice("nv-two", SAMPLE)
         assert control.state()["created_total"] == 1
     finally:

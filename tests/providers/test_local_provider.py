@@ -24,7 +24,7 @@ from scipy import signal
 
 from shared.audio import codec
 from shared.audio.voiceprint import Voiceprint, measure_voiceprint, track_pitch
-from shared.providers.errors import ProviderRejectedError, VoiceLimitReachedError, VoiceNotFoundError
+from shared.errors import ProviderRejected, VoiceLimitReached, VoiceNotFound
 from shared.providers.voice.base import RemoteVoice, VoiceProvider, VoiceSettings
 from shared.providers.voice.local import (
     MODEL_ESPEAK,
@@ -236,9 +236,9 @@ def test_create_list_rename_delete_round_trip(provider, low_sample, high_sample)
 
     provider.delete_voice(first)
     assert [v.voice_id for v in provider.list_voices()] == [second]
-    with pytest.raises(VoiceNotFoundError):
+    with pytest.raises(VoiceNotFound):
         provider.delete_voice(first)
-    with pytest.raises(VoiceNotFoundError):
+    with pytest.raises(VoiceNotFound):
         provider.rename_voice(first, "ghost")
 
     # the voiceprint measured at creation is what the voice will be shaped by
@@ -250,7 +250,7 @@ def test_slot_limit_refuses_the_fourth_voice_until_one_is_deleted(pdb, short_sam
     ids = [provider.create_voice(f"v{i}", short_sample) for i in range(3)]
     assert provider.subscription().voice_slots_used == 3
 
-    with pytest.raises(VoiceLimitReachedError) as refused:
+    with pytest.raises(VoiceLimitReached) as refused:
         provider.create_voice("v3", short_sample)
     assert refused.value.code == "VOICE_LIMIT_REACHED" and refused.value.provider == "local"
     assert len(list(provider.list_voices())) == 3
@@ -263,7 +263,7 @@ def test_slot_limit_refuses_the_fourth_voice_until_one_is_deleted(pdb, short_sam
     assert {v.voice_id for v in other_process.list_voices()} == {ids[0], ids[2], replacement}
     sub = other_process.subscription()
     assert (sub.voice_limit, sub.voice_slots_used) == (3, 3)
-    with pytest.raises(VoiceLimitReachedError):
+    with pytest.raises(VoiceLimitReached):
         other_process.create_voice("v4", short_sample)
 
 
@@ -282,7 +282,7 @@ def test_concurrent_creates_from_eight_threads_fill_exactly_the_limit(pdb, mongo
                 try:
                     barrier.wait(timeout=30)
                     created.append(p.create_voice(f"race-{round_no}-{i}", short_sample))
-                except VoiceLimitReachedError as exc:
+                except VoiceLimitReached as exc:
                     refused.append(exc)
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     unexpected.append(exc)
@@ -311,15 +311,15 @@ def test_a_lowered_limit_keeps_existing_voices_but_refuses_new_ones(pdb, short_s
     for i in range(3):
         roomy.create_voice(f"v{i}", short_sample)
     tight = LocalVoiceProvider(pdb, voice_limit=2)
-    with pytest.raises(VoiceLimitReachedError):
+    with pytest.raises(VoiceLimitReached):
         tight.create_voice("one-too-many", short_sample)
     assert tight.subscription().voice_slots_used == 3
 
 
 def test_an_undecodable_sample_is_rejected_and_takes_no_slot(provider):
-    with pytest.raises(ProviderRejectedError):
+    with pytest.raises(ProviderRejected):
         provider.create_voice("broken", b"this is not audio at all" * 100)
-    with pytest.raises(ProviderRejectedError):
+    with pytest.raises(ProviderRejected):
         provider.create_voice("empty", b"")
     assert provider.subscription().voice_slots_used == 0
 
@@ -388,12 +388,12 @@ def test_speed_setting_changes_the_pace_within_the_accepted_range(provider, shor
 
 
 def test_unknown_or_deleted_voice_is_not_found(provider, short_sample):
-    with pytest.raises(VoiceNotFoundError) as missing:
+    with pytest.raises(VoiceNotFound) as missing:
         provider.synthesize("Hello.", "lv_doesnotexist", VoiceSettings())
     assert missing.value.code == "VOICE_NOT_FOUND"
     voice = provider.create_voice("gone", short_sample)
     provider.delete_voice(voice)
-    with pytest.raises(VoiceNotFoundError):
+    with pytest.raises(VoiceNotFound):
         provider.synthesize("Hello.", voice, VoiceSettings())
     assert provider.subscription().character_count == 0  # failures cost nothing
 
@@ -427,7 +427,7 @@ def test_empty_and_oversized_texts_are_refused(provider, short_sample):
     voice = provider.create_voice("limits", short_sample)
     with pytest.raises(ValueError):
         provider.synthesize("  \n ", voice, VoiceSettings())
-    with pytest.raises(ProviderRejectedError):
+    with pytest.raises(ProviderRejected):
         provider.synthesize("word " * 3000, voice, VoiceSettings())
     assert provider.subscription().character_count == 0
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shared.providers.errors import ProviderRejectedError, ProviderUnavailableError
+from shared.errors import ProviderRejected, ProviderUnavailable
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError, RetryPolicy, call_with_retries
 
 
@@ -21,8 +21,8 @@ class Clock:
         self.now += seconds
 
 
-def unavailable(retry_after: float | None = None) -> ProviderUnavailableError:
-    return ProviderUnavailableError("provider down", provider="test", retry_after=retry_after)
+def unavailable(retry_after: float | None = None) -> ProviderUnavailable:
+    return ProviderUnavailable("provider down", provider="test", retry_after=retry_after)
 
 
 def scripted(*outcomes):
@@ -87,7 +87,7 @@ def test_breaker_opens_at_the_threshold_and_fails_fast_with_the_remaining_wait()
     with pytest.raises(CircuitOpenError) as caught:
         breaker.before_call()
     assert caught.value.retry_after == pytest.approx(6)
-    assert isinstance(caught.value, ProviderUnavailableError) and caught.value.retryable
+    assert isinstance(caught.value, ProviderUnavailable) and caught.value.retryable
 
 
 def test_breaker_half_opens_after_the_timeout_and_lets_exactly_one_trial_through():
@@ -143,7 +143,7 @@ def test_retries_retryable_errors_then_returns_the_result():
 def test_gives_up_after_the_configured_attempts_with_the_last_error():
     last = unavailable()
     fn = scripted(unavailable(), unavailable(), last)
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         call_with_retries(fn, policy=RetryPolicy(attempts=3, base_delay_s=0.01), sleep=lambda s: None)
     assert caught.value is last and fn.calls == 3
 
@@ -152,8 +152,8 @@ def test_non_retryable_errors_pass_straight_through_and_count_as_a_healthy_answe
     clock = Clock()
     breaker = CircuitBreaker("p", failure_threshold=2, reset_timeout_s=10, clock=clock)
     breaker.record_failure()
-    fn = scripted(ProviderRejectedError("no", provider="test"))
-    with pytest.raises(ProviderRejectedError):
+    fn = scripted(ProviderRejected("no", provider="test"))
+    with pytest.raises(ProviderRejected):
         call_with_retries(fn, policy=RetryPolicy(attempts=4), breaker=breaker, sleep=lambda s: None)
     assert fn.calls == 1
     breaker.record_failure()  # the count was reset by the 4xx, so this one does not open it
@@ -170,7 +170,7 @@ def test_sleeps_at_least_retry_after():
 def test_should_retry_can_veto_a_retry_which_still_counts_against_the_breaker():
     breaker = CircuitBreaker("p", failure_threshold=1, reset_timeout_s=10, clock=Clock())
     fn = scripted(unavailable(), "never reached")
-    with pytest.raises(ProviderUnavailableError):
+    with pytest.raises(ProviderUnavailable):
         call_with_retries(fn, policy=RetryPolicy(attempts=4), breaker=breaker, sleep=lambda s: None,
                           should_retry=lambda exc: False)
     assert fn.calls == 1

@@ -30,8 +30,7 @@ from bson import ObjectId
 from cli import devstack
 from shared.config import QUEUES, Settings
 from tests import samples
-from tests.conftest import (REPO, UserFactory, Workers, api_client, make_settings, process_env, wait_job,
-                            wait_ready)
+from tests.conftest import REPO, UserFactory, Workers, api_client, make_settings, process_env, wait_job, wait_ready
 
 #: time limits of chaos stacks (soft limit = 24 s) and the visibility timeout above them
 TIME_LIMIT_S = 30
@@ -152,7 +151,8 @@ def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = T
             env["MONGO_URL"] = mongo_url
         fake = gemini = None
         if fake_providers:
-            from tests.fakes.elevenlabs import FakeElevenLabs, create_app as fake_app
+            from tests.fakes.elevenlabs import FakeElevenLabs
+            from tests.fakes.elevenlabs import create_app as fake_app
             from tests.fakes.gemini import running_fake_gemini
 
             fake = FakeElevenLabs(api_key="fake-eleven-key", voice_limit=voice_limit)

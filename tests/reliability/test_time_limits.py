@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bson import ObjectId
-
 from tests.conftest import wait_job
 from tests.reliability.chaos import chaos_stack, perform, user_with_voice
 

@@ -21,8 +21,7 @@ from shared import ratelimit
 from shared.errors import RateLimited
 from tests import samples
 from tests.conftest import api_client, make_settings, wait_job
-from tests.fakes.server import free_port
-from tests.fakes.server import serve
+from tests.fakes.server import free_port, serve
 
 COOLDOWN_S = 3
 LIMITS = {"rate_limit_perform": "2/2s", "rate_limit_upload": "2/2s", "upload_cooldown_s": COOLDOWN_S,

@@ -7,13 +7,13 @@ import pytest
 from shared.perform.compose import ComposedNote, compose_voice_note
 from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import get_routine
-from shared.perform.text_checks import check_voice_note, language_share
-from shared.providers.resilience import CircuitBreaker
 from shared.perform.text.gemini import GeminiTextGenerator
 from shared.perform.text.local import LocalTextGenerator
+from shared.perform.text_checks import check_voice_note, language_share
+from shared.providers.resilience import CircuitBreaker
 from tests.fakes.gemini import default_reply
-
 from tests.text import KEY
+
 TOPIC = "my job interview at the bank tomorrow"
 LONG_TOPIC = "my job interview at the big bank downtown tomorrow morning"
 

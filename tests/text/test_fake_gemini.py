@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.errors import ProviderUnavailable
 from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import get_routine
-from shared.providers.errors import ProviderUnavailableError
-from shared.providers.resilience import CircuitBreaker
 from shared.perform.text.base import TextBlockedError
 from shared.perform.text.gemini import GeminiTextGenerator
+from shared.providers.resilience import CircuitBreaker
 from tests.fakes.server import free_port
-
 from tests.text import KEY
+
 REPO = Path(__file__).resolve().parents[2]
 URL = "/v1beta/models/gemini-2.5-flash:generateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}],
@@ -105,7 +105,7 @@ def test_standalone_process_serves_the_sdk():
         with pytest.raises(TextBlockedError):
             gen.generate(prompt)
         httpx.post(f"{base}/_fake/fail", json={"count": 1, "status": 500})
-        with pytest.raises(ProviderUnavailableError):
+        with pytest.raises(ProviderUnavailable):
             gen.generate(prompt)
     finally:
         proc.send_signal(signal.SIGTERM)

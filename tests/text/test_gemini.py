@@ -9,15 +9,14 @@ import time
 
 import pytest
 
+from shared.errors import ProviderAuthError, ProviderRejected, ProviderUnavailable
 from shared.perform.prompt import DATA_TAG, build_voice_note_prompt, normalize_topic
 from shared.perform.routines import get_routine
-from shared.perform.text_checks import check_voice_note, language_share
-from shared.providers.errors import ProviderAuthError, ProviderRejectedError, ProviderUnavailableError
-from shared.providers.resilience import CircuitBreaker, CircuitOpenError
 from shared.perform.text.base import TextBlockedError, TextGenerator
 from shared.perform.text.gemini import GeminiTextGenerator
+from shared.perform.text_checks import check_voice_note, language_share
+from shared.providers.resilience import CircuitBreaker, CircuitOpenError
 from tests.fakes.server import free_port
-
 from tests.text import KEY
 
 
@@ -118,14 +117,14 @@ def test_blocked_or_empty_answers_raise_text_blocked(fake, base_url, prompt, kin
     with pytest.raises(TextBlockedError) as info:
         make(base_url).generate(prompt)
     err = info.value
-    assert isinstance(err, ProviderRejectedError)
+    assert isinstance(err, ProviderRejected)
     assert (err.code, err.status, err.reason, err.provider) == ("PROVIDER_REJECTED", 502, reason, "gemini")
     assert fake.calls == 1  # a refusal is an answer: not retried by the SDK
 
 
 def test_unreadable_200_is_provider_unavailable(fake, base_url, prompt):
     fake.answer_next(1, "garbage")
-    with pytest.raises(ProviderUnavailableError, match="unreadable"):
+    with pytest.raises(ProviderUnavailable, match="unreadable"):
         make(base_url).generate(prompt)
 
 
@@ -148,7 +147,7 @@ def test_two_503s_then_success_is_a_success(fake, base_url, prompt):
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_persistent_server_errors_become_provider_unavailable(fake, base_url, prompt, status):
     fake.fail_next(10, status)
-    with pytest.raises(ProviderUnavailableError) as info:
+    with pytest.raises(ProviderUnavailable) as info:
         make(base_url, retry_attempts=3).generate(prompt)
     err = info.value
     assert (err.code, err.status, err.http_status, err.retryable) == ("PROVIDER_UNAVAILABLE", 503, status, True)
@@ -160,20 +159,20 @@ def test_persistent_server_errors_become_provider_unavailable(fake, base_url, pr
 def test_timeouts_become_provider_unavailable(fake, base_url, prompt):
     fake.set_latency(1.0)
     started = time.monotonic()
-    with pytest.raises(ProviderUnavailableError, match="did not answer"):
+    with pytest.raises(ProviderUnavailable, match="did not answer"):
         make(base_url, timeout_s=0.2, retry_attempts=2).generate(prompt)
     assert time.monotonic() - started < 1.5  # the timeout, not the server, decided
     assert fake.calls == 2
 
 
 def test_unreachable_server_is_provider_unavailable(prompt):
-    with pytest.raises(ProviderUnavailableError):
+    with pytest.raises(ProviderUnavailable):
         make(f"http://127.0.0.1:{free_port()}", retry_attempts=2).generate(prompt)
 
 
 def test_other_4xx_is_rejected_and_not_retried(fake, base_url, prompt):
     fake.fail_next(1, 400)
-    with pytest.raises(ProviderRejectedError) as info:
+    with pytest.raises(ProviderRejected) as info:
         make(base_url).generate(prompt)
     assert not isinstance(info.value, (ProviderAuthError, TextBlockedError))
     assert info.value.http_status == 400 and info.value.provider_code == "INVALID_ARGUMENT"
@@ -181,7 +180,7 @@ def test_other_4xx_is_rejected_and_not_retried(fake, base_url, prompt):
 
 
 def test_unknown_model_is_rejected(fake, base_url, prompt):
-    with pytest.raises(ProviderRejectedError, match="404"):
+    with pytest.raises(ProviderRejected, match="404"):
         make(base_url, model="no-such-model").generate(prompt)
 
 
@@ -213,7 +212,7 @@ def test_circuit_opens_after_threshold_and_fails_fast(fake, base_url, prompt):
     gen = make(base_url, retry_attempts=1, breaker=breaker)
     fake.fail_next(10, 503)
     for _ in range(2):
-        with pytest.raises(ProviderUnavailableError):
+        with pytest.raises(ProviderUnavailable):
             gen.generate(prompt)
     assert breaker.state == breaker.OPEN
     calls = fake.calls
@@ -237,7 +236,7 @@ def test_half_open_trial_success_closes_the_circuit(fake, base_url, prompt):
     breaker = CircuitBreaker("gemini-cb-test-3", failure_threshold=1, reset_timeout_s=30, clock=lambda: now[0])
     gen = make(base_url, retry_attempts=1, breaker=breaker)
     fake.fail_next(1, 503)
-    with pytest.raises(ProviderUnavailableError):
+    with pytest.raises(ProviderUnavailable):
         gen.generate(prompt)
     assert breaker.state == breaker.OPEN
     now[0] = 31.0

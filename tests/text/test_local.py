@@ -8,9 +8,9 @@ import pytest
 
 from shared.perform.prompt import build_voice_note_prompt
 from shared.perform.routines import LANGUAGES, list_routines
-from shared.perform.text_checks import check_voice_note, clean_voice_note, language_share
 from shared.perform.text.base import TextGenerator
 from shared.perform.text.local import LocalTextGenerator, topic_phrase
+from shared.perform.text_checks import check_voice_note, clean_voice_note, language_share
 
 TOPICS = [
     "my exam",

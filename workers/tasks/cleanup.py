@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from shared.errors import ProviderError
 from shared.jobs.celery_app import app
-from shared.providers.errors import ProviderError
-from shared.providers.factory import voice_provider
 from shared.pool import records
 from shared.pool.remote import delete_remote_voice
+from shared.providers.factory import voice_provider
 from workers import runtime
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,7 @@ def delete_voice(self, record_id: str) -> str:
     except ProviderError as exc:
         if self.request.retries >= MAX_DELETE_RETRIES or not exc.retryable:
             # visible to reconciliation, which retries it later
-            db["voices"].update_one({"_id": records.get(db, record_id)["_id"]},
-                                    {"$set": {"state": "delete_failed", "delete_error": exc.to_dict()}})
+            records.mark_delete_failed(db, record_id, exc.to_dict())
             log.warning("voice deletion gave up", extra={"record_id": record_id, "error": exc.code})
             return "delete_failed"
         # exponential backoff with jitter, kept far below the visibility timeout

@@ -3,17 +3,16 @@ and takes a short lock, so a second beat (which must not happen) would do no har
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from shared.diagnostics import run_diagnostics
 from shared.jobs.celery_app import app
 from shared.pool import maintenance as upkeep
 from shared.voices.cleanup import enqueue_due_deletions
+from shared.jobs.sweeper import requeue_stranded
 from workers import runtime
+from workers.beattask import beat_task
 from workers.jobtask import job_task
-
-log = logging.getLogger(__name__)
 
 
 @job_task("maintenance.diagnostic")
@@ -28,17 +27,12 @@ def reconcile_job(job, progress):
     return upkeep.reconcile(runtime.pool())
 
 
-@app.task(name="maintenance.reconcile", ignore_result=True)
-def reconcile() -> dict | None:
-    with upkeep.run_once(runtime.redis(), "reconcile") as mine:
-        if not mine:
-            return None
-        report = upkeep.reconcile(runtime.pool())
-        log.info("reconciled", extra={"report": report})
-        return report
+@beat_task("maintenance.reconcile", lock="reconcile")
+def reconcile() -> dict:
+    return upkeep.reconcile(runtime.pool())
 
 
-@app.task(name="maintenance.sweep_deletions", ignore_result=True)
+@beat_task("maintenance.sweep_deletions")
 def sweep_deletions() -> int:
     """Enqueue deletion of every voice whose `delete_after` has passed (a claim marker stops two
     beats from double-sending; the cleanup task itself checks the record)."""
@@ -46,32 +40,24 @@ def sweep_deletions() -> int:
         "cleanup.delete_voice", args=[record_id], queue="cleanup"))
 
 
-@app.task(name="maintenance.reset_quotas", ignore_result=True)
+@beat_task("maintenance.reset_quotas")
 def reset_quotas() -> int:
     return upkeep.reset_quotas(runtime.db())
 
 
-@app.task(name="maintenance.purge_idle_voices", ignore_result=True)
+@beat_task("maintenance.purge_idle_voices", lock="purge_idle")
 def purge_idle_voices() -> int:
     settings = runtime.settings()
     if settings.eleven_labs_pool_eviction_strategy != "ttl":
         return 0
-    with upkeep.run_once(runtime.redis(), "purge_idle") as mine:
-        if not mine:
-            return 0
-        return upkeep.purge_idle(runtime.pool(), timedelta(minutes=settings.eleven_labs_pool_ttl_minutes))
+    return upkeep.purge_idle(runtime.pool(), timedelta(minutes=settings.eleven_labs_pool_ttl_minutes))
 
 
-@app.task(name="maintenance.refresh_capacity", ignore_result=True)
+@beat_task("maintenance.refresh_capacity")
 def refresh_capacity() -> dict:
     return runtime.pool().refresh_capacity()
 
 
-@app.task(name="maintenance.requeue_stranded_jobs", ignore_result=True)
-def requeue_stranded_jobs() -> dict | None:
-    from shared.jobs.sweeper import requeue_stranded
-
-    with upkeep.run_once(runtime.redis(), "requeue_stranded") as mine:
-        if not mine:
-            return None
-        return requeue_stranded(runtime.jobs(), runtime.settings())
+@beat_task("maintenance.requeue_stranded_jobs", lock="requeue_stranded")
+def requeue_stranded_jobs() -> dict:
+    return requeue_stranded(runtime.jobs(), runtime.settings())

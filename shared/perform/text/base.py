@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from shared.providers.errors import ProviderRejectedError
+from shared.errors import ProviderRejected
 from shared.providers.resilience import CircuitBreaker, shared_breaker
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class GeneratedText:
         return self.finish_reason == "MAX_TOKENS"
 
 
-class TextBlockedError(ProviderRejectedError):
+class TextBlockedError(ProviderRejected):
     """The writer answered but gave no usable text: prompt blocked, output filtered by safety
     or recitation checks, or simply empty. Public code stays PROVIDER_REJECTED; `reason`
     holds the provider's word for it (e.g. "SAFETY", "RECITATION", "EMPTY")."""
@@ -50,8 +50,8 @@ class TextGenerator(Protocol):
     model: str
 
     def generate(self, prompt: VoiceNotePrompt) -> GeneratedText:
-        """Write the note. Raises ProviderUnavailableError (retries exhausted, circuit open),
-        ProviderAuthError, TextBlockedError or another ProviderRejectedError."""
+        """Write the note. Raises ProviderUnavailable (retries exhausted, circuit open),
+        ProviderAuthError, TextBlockedError or another ProviderRejected."""
 
 
 # ---------------------------------------------------------------- process-wide breakers

@@ -8,7 +8,7 @@ import time
 
 from shared import metrics
 from shared.config import Settings
-from shared.providers.errors import ProviderError
+from shared.errors import ProviderError
 from shared.providers.resilience import CircuitOpenError
 
 _lock = threading.Lock()

@@ -6,12 +6,12 @@ do not retry again on top of it; one `generate` call is one SDK call, counted on
 process-wide circuit breaker (a call that failed after all SDK attempts is one failure).
 
 Errors out of here are ProviderErrors only:
-  - ProviderUnavailableError: 5xx/429/timeouts/connection failures after the SDK's retries,
+  - ProviderUnavailable: 5xx/429/timeouts/connection failures after the SDK's retries,
     or the breaker is open;
   - ProviderAuthError: 401/403, or Google's 400 API_KEY_INVALID (how the Gemini API actually
     answers a wrong key);
   - TextBlockedError: blocked prompt, SAFETY/RECITATION/... finish, or no text at all;
-  - ProviderRejectedError: any other 4xx.
+  - ProviderRejected: any other 4xx.
 
 The API key is only handed to the SDK; it never appears in a repr, log line or error.
 """
@@ -30,14 +30,14 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from shared.providers.errors import (
+from shared.errors import (
     ProviderAuthError,
     ProviderError,
-    ProviderRejectedError,
-    ProviderUnavailableError,
+    ProviderRejected,
+    ProviderUnavailable,
 )
-from shared.providers.resilience import CircuitBreaker, RetryPolicy, call_with_retries
 from shared.perform.text.base import GeneratedText, TextBlockedError, circuit_breaker
+from shared.providers.resilience import CircuitBreaker, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt
@@ -119,8 +119,8 @@ def map_api_error(exc: genai_errors.APIError, provider: str = PROVIDER) -> Provi
     if code in (401, 403) or reason in ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"):
         return ProviderAuthError(message, **kw)
     if code == 429 or code >= 500 or code == 408:
-        return ProviderUnavailableError(message, retry_after=_retry_delay(exc.details), **kw)
-    return ProviderRejectedError(message, **kw)
+        return ProviderUnavailable(message, retry_after=_retry_delay(exc.details), **kw)
+    return ProviderRejected(message, **kw)
 
 
 class GeminiTextGenerator:
@@ -235,13 +235,13 @@ class GeminiTextGenerator:
             raise err from None
         except _TRANSPORT_ERRORS as exc:
             log.warning("gemini_unreachable", extra={"error_class": type(exc).__name__})
-            raise ProviderUnavailableError(
+            raise ProviderUnavailable(
                 f"{PROVIDER} did not answer ({type(exc).__name__}) after "
                 f"{self.retry_options.attempts} attempt(s).", provider=PROVIDER,
             ) from None
         except (genai_errors.UnknownApiResponseError, json.JSONDecodeError, pydantic.ValidationError) as exc:
             # A 200 whose body is not a GenerateContentResponse: a proxy or a bad deploy.
-            raise ProviderUnavailableError(f"{PROVIDER} sent an unreadable answer: {type(exc).__name__}",
+            raise ProviderUnavailable(f"{PROVIDER} sent an unreadable answer: {type(exc).__name__}",
                                            provider=PROVIDER) from None
         result = self._parse(response)
         log.info("gemini_text_generated", extra={

@@ -24,8 +24,8 @@ import re
 from typing import TYPE_CHECKING
 
 from shared.perform.routines import Templates, get_routine
-from shared.perform.text_checks import ECHO_MIN_WORDS, numbers_to_words, words_of
 from shared.perform.text.base import GeneratedText
+from shared.perform.text_checks import ECHO_MIN_WORDS, numbers_to_words, words_of
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt

@@ -52,17 +52,17 @@ class VoiceProvider(Protocol):
     def create_voice(self, name: str, sample_mp3: bytes, labels: dict[str, str] | None = None) -> str:
         """Create a cloned voice from an MP3 sample; return its voice_id.
 
-        Raises VoiceLimitReachedError when the account has no free slot."""
+        Raises VoiceLimitReached when the account has no free slot."""
 
     def rename_voice(self, voice_id: str, name: str) -> None: ...
 
     def delete_voice(self, voice_id: str) -> None:
-        """Delete the voice. Raises VoiceNotFoundError when it does not exist."""
+        """Delete the voice. Raises VoiceNotFound when it does not exist."""
 
     def list_voices(self) -> Iterator[RemoteVoice]:
         """Every voice on the account, following pagination to the end."""
 
     def synthesize(self, text: str, voice_id: str, settings: VoiceSettings) -> Synthesis:
-        """Speak `text` in the voice. Raises VoiceNotFoundError if the voice is gone."""
+        """Speak `text` in the voice. Raises VoiceNotFound if the voice is gone."""
 
     def subscription(self) -> Subscription: ...

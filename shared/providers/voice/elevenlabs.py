@@ -18,7 +18,7 @@ that timed out while waiting for the answer may still have created the voice. cr
 therefore only retried when the request demonstrably was not acted on (a connection that never
 opened, a 5xx/429 answer), and even those retries are safe only because callers reconcile by
 name: remote names are derived from our voice records, so a duplicate can be found with
-list_voices and deleted. See `RequestOutcomeUnknownError`.
+list_voices and deleted. See `RequestOutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.providers.errors import (
+from shared.errors import (
     ProviderAuthError,
     ProviderError,
-    ProviderQuotaExceededError,
-    ProviderRejectedError,
-    ProviderUnavailableError,
-    RequestOutcomeUnknownError,
-    VoiceLimitReachedError,
-    VoiceNotFoundError,
+    ProviderQuotaExceeded,
+    ProviderRejected,
+    ProviderUnavailable,
+    RequestOutcomeUnknown,
+    VoiceLimitReached,
+    VoiceNotFound,
 )
 from shared.providers import resilience
 from shared.providers.resilience import CircuitBreaker, CircuitOpenError, RetryPolicy, call_with_retries
@@ -74,11 +74,6 @@ _CONCURRENCY_CODES = frozenset({"concurrent_limit_exceeded", "too_many_concurren
 _QUOTA_CODES = frozenset({"quota_exceeded", "max_character_limit_exceeded"})
 
 OnCall = Callable[[str, str, float], None]
-
-
-def cost_per_character(model_id: str) -> float:
-    """Credits billed per character of text: Flash and Turbo models cost half of the others."""
-    return 0.5 if ("flash" in model_id or "turbo" in model_id) else 1.0
 
 
 @dataclass(frozen=True)
@@ -183,7 +178,7 @@ class ElevenLabsVoiceProvider:
 
         Retried only when the provider cannot have created the voice (connection refused, a
         5xx/429 answer). When the outcome is unknown (the answer was lost) this raises
-        RequestOutcomeUnknownError at once: a blind retry could create a second voice and take a
+        RequestOutcomeUnknown at once: a blind retry could create a second voice and take a
         second slot. The caller reconciles by `name` (derived from our voice record) with
         list_voices, then adopts the voice it finds or creates it again."""
         data = {"name": name, "remove_background_noise": "true" if self.remove_background_noise else "false"}
@@ -208,7 +203,7 @@ class ElevenLabsVoiceProvider:
 
     def delete_voice(self, voice_id: str) -> None:
         # A retry after a lost answer may report voice_not_found for a voice this very call
-        # deleted; callers deleting a voice treat VoiceNotFoundError as done.
+        # deleted; callers deleting a voice treat VoiceNotFound as done.
         self._call("delete_voice", lambda: self._client.delete(f"/v1/voices/{_path(voice_id)}"),
                    parse=lambda r: None)
 
@@ -226,11 +221,11 @@ class ElevenLabsVoiceProvider:
             if not has_more:
                 return
             if not token or token in seen_tokens:
-                raise ProviderUnavailableError(
+                raise ProviderUnavailable(
                     "ElevenLabs list_voices: the provider said there were more voices but gave no new "
                     "page token.", provider=self.name, provider_code="bad_pagination")
             seen_tokens.add(token)
-        raise ProviderUnavailableError(f"ElevenLabs list_voices: gave up after {MAX_PAGES} pages.",
+        raise ProviderUnavailable(f"ElevenLabs list_voices: gave up after {MAX_PAGES} pages.",
                                        provider=self.name, provider_code="bad_pagination")
 
     def synthesize(self, text: str, voice_id: str, settings: VoiceSettings) -> Synthesis:
@@ -269,7 +264,7 @@ class ElevenLabsVoiceProvider:
                 attempt, policy=self.retry_policy, breaker=self.breaker, sleep=self._sleep,
                 on_retry=on_retry,
                 # A lost answer to a non-idempotent request must not be replayed: see the module doc.
-                should_retry=lambda exc: not isinstance(exc, RequestOutcomeUnknownError),
+                should_retry=lambda exc: not isinstance(exc, RequestOutcomeUnknown),
             )
         except CircuitOpenError:
             self._report(operation, "circuit_open", 0.0)
@@ -312,7 +307,7 @@ class ElevenLabsVoiceProvider:
                            idempotent: bool) -> ProviderError:
         # A 2xx we cannot read: a proxy page, a truncated body, a changed schema. Transient as
         # far as we can tell; for create_voice the voice may exist all the same.
-        cls = ProviderUnavailableError if idempotent else RequestOutcomeUnknownError
+        cls = ProviderUnavailable if idempotent else RequestOutcomeUnknown
         return cls(self._scrub(f"ElevenLabs {operation}: unreadable answer (HTTP {response.status_code}, "
                                f"{type(exc).__name__}: {exc})."),
                    provider=self.name, http_status=response.status_code, provider_code="bad_response")
@@ -324,8 +319,8 @@ class ElevenLabsVoiceProvider:
         code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
         message = self._scrub(f"ElevenLabs {operation}: {type(exc).__name__} ({exc}).")
         if refused or idempotent:
-            return ProviderUnavailableError(message, provider=self.name, provider_code=code)
-        return RequestOutcomeUnknownError(
+            return ProviderUnavailable(message, provider=self.name, provider_code=code)
+        return RequestOutcomeUnknown(
             message + " The request may have been carried out; reconcile before retrying.",
             provider=self.name, provider_code=code)
 
@@ -337,12 +332,12 @@ class ElevenLabsVoiceProvider:
                            + (f": {provider_message}" if provider_message else "."))
         kw = dict(provider=self.name, http_status=status, provider_code=code)
         if code == "voice_limit_reached":
-            return VoiceLimitReachedError(text, **kw)
+            return VoiceLimitReached(text, **kw)
         if code == "voice_not_found":
-            return VoiceNotFoundError(text, **kw)
+            return VoiceNotFound(text, **kw)
         if code in _QUOTA_CODES:
             # Comes as a 401, so it must be told apart from a bad key by its code.
-            return ProviderQuotaExceededError(text, **kw)
+            return ProviderQuotaExceeded(text, **kw)
         if status in (401, 403) or code == "invalid_api_key":
             # A wrong key, or one lacking a permission: our configuration, not the request.
             return ProviderAuthError(text, **kw)
@@ -350,13 +345,13 @@ class ElevenLabsVoiceProvider:
             retry_after = _retry_after(response)
             if retry_after is None and code not in _CONCURRENCY_CODES:
                 retry_after = self.rate_limit_wait_s
-            return ProviderUnavailableError(text, retry_after=retry_after, **kw)
+            return ProviderUnavailable(text, retry_after=retry_after, **kw)
         if status == 504 and not idempotent:
             # A gateway gave up waiting for the provider, which may have finished the job.
-            return RequestOutcomeUnknownError(text, **kw)
+            return RequestOutcomeUnknown(text, **kw)
         if status >= 500 or status == 408:
-            return ProviderUnavailableError(text, retry_after=_retry_after(response), **kw)
-        return ProviderRejectedError(text, **kw)
+            return ProviderUnavailable(text, retry_after=_retry_after(response), **kw)
+        return ProviderRejected(text, **kw)
 
     def _parse_synthesis(self, response: httpx.Response, text: str) -> Synthesis:
         content_type = response.headers.get("content-type", "")

@@ -19,7 +19,7 @@ The running count of synthesised characters is a counter document in `local_prov
 Slot accounting (race-free by construction)
 -------------------------------------------
 Like an ElevenLabs account, the stand-in has `voice_limit` custom-voice slots, and
-create_voice raises VoiceLimitReachedError when all are taken. Each voice document carries a
+create_voice raises VoiceLimitReached when all are taken. Each voice document carries a
 `slot` number in 0..voice_limit-1 under a *unique index*. Creating a voice reads the slots in
 use and inserts the new document into the lowest free one; two processes that pick the same
 slot cannot both succeed (the server rejects the second insert with a duplicate-key error and
@@ -90,12 +90,12 @@ from scipy import signal
 
 from shared.audio import codec
 from shared.audio.voiceprint import Voiceprint, measure_voiceprint
-from shared.errors import SampleUnsupported
-from shared.providers.errors import (
-    ProviderRejectedError,
-    ProviderUnavailableError,
-    VoiceLimitReachedError,
-    VoiceNotFoundError,
+from shared.errors import (
+    ProviderRejected,
+    ProviderUnavailable,
+    SampleUnsupported,
+    VoiceLimitReached,
+    VoiceNotFound,
 )
 from shared.providers.voice.base import RemoteVoice, Subscription, Synthesis, VoiceSettings
 
@@ -261,12 +261,12 @@ class LocalVoiceProvider:
         name = _require_name(name)
         labels = _clean_labels(labels)
         if not sample_mp3:
-            raise ProviderRejectedError("The voice sample is empty.", provider=self.name,
+            raise ProviderRejected("The voice sample is empty.", provider=self.name,
                                         provider_code="invalid_sample")
         try:
             samples = codec.decode_to_mono(sample_mp3, ANALYSIS_SR, max_seconds=MAX_SAMPLE_S)
         except SampleUnsupported as exc:
-            raise ProviderRejectedError(f"The voice sample could not be decoded: {exc.message}",
+            raise ProviderRejected(f"The voice sample could not be decoded: {exc.message}",
                                         provider=self.name, provider_code="invalid_sample") from exc
         voiceprint = measure_voiceprint(samples, ANALYSIS_SR)
         if voiceprint.f0_hz is None:
@@ -290,7 +290,7 @@ class LocalVoiceProvider:
         # duplicate-key error means another process took that slot between our read and our
         # insert; the next free one is tried. A full pass lost to races re-reads (a delete may
         # have freed a slot meanwhile). Passes are bounded so churn cannot spin a worker; the
-        # caller then sees VoiceLimitReachedError, which means "retry later" anyway.
+        # caller then sees VoiceLimitReached, which means "retry later" anyway.
         for _ in range(3):
             occupied = {d["slot"] for d in self._voices.find({}, {"slot": 1, "_id": 0}) if "slot" in d}
             # a lowered voice_limit leaves voices in slots >= the limit; they still count
@@ -305,7 +305,7 @@ class LocalVoiceProvider:
                     continue
                 log.info("local voice created", extra={"voice_id": voice_id, "slot": slot})
                 return voice_id
-        raise VoiceLimitReachedError(
+        raise VoiceLimitReached(
             f"All {self.voice_limit} local voice slots are in use.", provider=self.name,
             provider_code="voice_limit_reached")
 
@@ -352,7 +352,7 @@ class LocalVoiceProvider:
         if not text.strip():
             raise ValueError("nothing to synthesize: the text is empty")
         if len(text) > MAX_TEXT_CHARS:
-            raise ProviderRejectedError(
+            raise ProviderRejected(
                 f"The text is {len(text)} characters; the local voice speaks at most {MAX_TEXT_CHARS} per request.",
                 provider=self.name, provider_code="text_too_long")
         voice = self._load(voice_id)
@@ -367,7 +367,7 @@ class LocalVoiceProvider:
             try:
                 pcm, sample_rate = self._run_piper(spoken, piper_model, wpm / DEFAULT_WPM)
                 model_id = MODEL_PIPER
-            except ProviderUnavailableError as exc:
+            except ProviderUnavailable as exc:
                 # the stand-in's job is to produce a note; espeak is always there
                 log.warning("piper failed; speaking with espeak-ng instead", extra={"error": exc.message})
         if pcm is None:
@@ -383,7 +383,7 @@ class LocalVoiceProvider:
                     ) -> tuple[np.ndarray, int]:
         exe = self.espeak_path or shutil.which("espeak-ng") or shutil.which("espeak")
         if not exe:
-            raise ProviderUnavailableError("espeak-ng is not installed.", provider=self.name,
+            raise ProviderUnavailable("espeak-ng is not installed.", provider=self.name,
                                            provider_code="engine_missing",
                                            action="An operator must install espeak-ng (apt install espeak-ng).")
         voice = ESPEAK_VOICES[language] + (f"+{variant}" if variant else "")
@@ -395,13 +395,13 @@ class LocalVoiceProvider:
         try:
             return _read_wav(out)
         except (wave.Error, EOFError, ValueError) as exc:
-            raise ProviderUnavailableError(f"espeak-ng produced unreadable audio: {exc}", provider=self.name,
+            raise ProviderUnavailable(f"espeak-ng produced unreadable audio: {exc}", provider=self.name,
                                            provider_code="engine_failed") from exc
 
     def _run_piper(self, text: str, model: Path, rate_factor: float) -> tuple[np.ndarray, int]:
         exe = shutil.which("piper")
         if not exe:
-            raise ProviderUnavailableError("piper is not installed.", provider=self.name,
+            raise ProviderUnavailable("piper is not installed.", provider=self.name,
                                            provider_code="engine_missing")
         with tempfile.TemporaryDirectory(prefix="nv-piper-") as tmp:
             out_path = Path(tmp) / "out.wav"
@@ -415,7 +415,7 @@ class LocalVoiceProvider:
             try:
                 return _read_wav(out_path.read_bytes())
             except (OSError, wave.Error, EOFError, ValueError) as exc:
-                raise ProviderUnavailableError(f"piper produced unreadable audio: {exc}", provider=self.name,
+                raise ProviderUnavailable(f"piper produced unreadable audio: {exc}", provider=self.name,
                                                provider_code="engine_failed") from exc
 
     def _run_engine(self, engine: str, argv: list[str], stdin: bytes, n_chars: int) -> bytes:
@@ -423,14 +423,14 @@ class LocalVoiceProvider:
         try:
             proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:  # run() has killed the process
-            raise ProviderUnavailableError(f"{engine} did not finish within {timeout:.0f} s.", provider=self.name,
+            raise ProviderUnavailable(f"{engine} did not finish within {timeout:.0f} s.", provider=self.name,
                                            provider_code="engine_timeout") from None
         except OSError as exc:  # not executable, vanished, out of processes
-            raise ProviderUnavailableError(f"{engine} could not be started: {exc}", provider=self.name,
+            raise ProviderUnavailable(f"{engine} could not be started: {exc}", provider=self.name,
                                            provider_code="engine_missing") from exc
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
-            raise ProviderUnavailableError(f"{engine} failed (exit {proc.returncode}): {err}", provider=self.name,
+            raise ProviderUnavailable(f"{engine} failed (exit {proc.returncode}): {err}", provider=self.name,
                                            provider_code="engine_failed")
         return proc.stdout
 
@@ -467,8 +467,8 @@ class LocalVoiceProvider:
             raise self._not_found(voice_id)
         return _Voice(voice_id=doc["_id"], voiceprint=Voiceprint.from_dict(doc.get("voiceprint")))
 
-    def _not_found(self, voice_id: str) -> VoiceNotFoundError:
-        return VoiceNotFoundError(f"Local voice '{voice_id}' does not exist.", provider=self.name,
+    def _not_found(self, voice_id: str) -> VoiceNotFound:
+        return VoiceNotFound(f"Local voice '{voice_id}' does not exist.", provider=self.name,
                                   provider_code="voice_not_found")
 
 
@@ -497,7 +497,7 @@ def _clean_labels(labels: dict[str, str] | None) -> dict[str, str]:
         # MongoDB field names cannot start with "$" or contain "."; ElevenLabs validates labels
         # too, so reject rather than silently rename
         if not key or key.startswith("$") or "." in key or "\x00" in key:
-            raise ProviderRejectedError(f"Invalid voice label name {key!r}.", provider=PROVIDER_NAME,
+            raise ProviderRejected(f"Invalid voice label name {key!r}.", provider=PROVIDER_NAME,
                                         provider_code="invalid_labels")
         out[key] = str(value)
     return out
