@@ -12,6 +12,7 @@ from datetime import timedelta
 from kombu import Exchange, Queue
 
 from shared.config import QUEUES, get_settings
+from shared.jobs.tasks import Task
 
 _settings = get_settings()
 
@@ -97,9 +98,9 @@ task_annotations = (_TimeLimitsByQueue(),)
 
 # --- observability: events for Flower ---
 worker_send_task_events = True
-# No "task-sent" event from the API: it doubled what an enqueue costs the API (a second publish,
-# 1.6 vs 0.8 ms CPU and 2 vs 1 Redis commands; bench/send_cost.py). Flower still shows every task
-# from the moment a worker receives it, and the queue depth before that.
+# No "task-sent" event from the API: it doubled what an enqueue costs the API (a second publish;
+# bench/send_cost.py, figures in bench/README.md). Flower still shows every task from the moment
+# a worker receives it, and the queue depth before that.
 task_send_sent_event = False
 worker_hijack_root_logger = False
 
@@ -109,14 +110,14 @@ imports = ("workers.tasks",)
 # --- beat: periodic maintenance (exactly one beat process runs) ---
 def _every(task: str, seconds: float) -> dict:
     # expires: a run that could not start before the next one is due is dropped, not stacked
-    return {"task": task, "schedule": seconds, "options": {"queue": "maintenance", "expires": seconds * 0.9}}
+    return {"task": str(task), "schedule": seconds, "options": {"queue": "maintenance", "expires": seconds * 0.9}}
 
 
 beat_schedule = {
-    "reconcile-provider-voices": _every("maintenance.reconcile", 300.0),
-    "sweep-due-voice-deletions": _every("maintenance.sweep_deletions", 30.0),
-    "reset-monthly-quotas": _every("maintenance.reset_quotas", 3600.0),
-    "purge-idle-voices": _every("maintenance.purge_idle_voices", 300.0),
-    "refresh-pool-capacity": _every("maintenance.refresh_capacity", 900.0),
-    "requeue-stranded-jobs": _every("maintenance.requeue_stranded_jobs", 60.0),
+    "reconcile-provider-voices": _every(Task.RECONCILE, 300.0),
+    "sweep-due-voice-deletions": _every(Task.SWEEP_DELETIONS, 30.0),
+    "reset-monthly-quotas": _every(Task.RESET_QUOTAS, 3600.0),
+    "purge-idle-voices": _every(Task.PURGE_IDLE_VOICES, 300.0),
+    "refresh-pool-capacity": _every(Task.REFRESH_CAPACITY, 900.0),
+    "requeue-stranded-jobs": _every(Task.REQUEUE_STRANDED_JOBS, 60.0),
 }

@@ -180,7 +180,7 @@ class Stack:
             "ELEVEN_LABS_BASE_URL": self.urls["eleven"],
             "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": self.urls["gemini"],
             "GEMINI_TIMEOUT_S": "20",
-            "ELEVEN_LABS_POOL_CAPACITY": "100000", "MONTHLY_CHAR_LIMIT": "100000000",
+            "POOL_CAPACITY": "100000", "MONTHLY_CHAR_LIMIT": "100000000",
             # the benchmarks send thousands of notes from a few accounts on one IP
             "RATE_LIMIT_PERFORM": "100000000/1m", "RATE_LIMIT_UPLOAD": "100000/1m",
             "RATE_LIMIT_LOGIN_IP": "100000/1m", "RATE_LIMIT_REGISTER_IP": "100000/1m",

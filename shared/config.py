@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # that `newvisions` commands run beside the stack reach the same Redis and MongoDB.
     # Real environment variables win over both files.
     model_config = SettingsConfigDict(
-        env_file=(".env", ".data/stack.env"), env_file_encoding="utf-8", extra="ignore"
+        env_file=(".env", ".data/stack.env"), env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
     # --- runtime ---
@@ -116,9 +116,12 @@ class Settings(BaseSettings):
 
     # --- pool ---
     provider_pool_enabled: bool = True
-    eleven_labs_pool_capacity: int = Field(10, ge=1)
-    eleven_labs_pool_ttl_minutes: int = Field(30, ge=1)
-    eleven_labs_pool_eviction_strategy: Literal["lru", "ttl"] = "lru"
+    # named for the pool, whatever the provider; the ELEVEN_LABS_POOL_* names still work (deprecated)
+    pool_capacity: int = Field(10, ge=1, validation_alias=AliasChoices("pool_capacity", "eleven_labs_pool_capacity"))
+    pool_ttl_minutes: int = Field(30, ge=1, validation_alias=AliasChoices(
+        "pool_ttl_minutes", "eleven_labs_pool_ttl_minutes"))
+    pool_eviction_strategy: Literal["lru", "ttl"] = Field("lru", validation_alias=AliasChoices(
+        "pool_eviction_strategy", "eleven_labs_pool_eviction_strategy"))
 
     # --- limits and HTTP security (shared/ratelimit.py, api/security.py) ---
     rate_limit_upload: str = Field("5/1h", pattern=RATE_SPEC)  # voice samples per user

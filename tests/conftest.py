@@ -65,7 +65,7 @@ def base_env(redis_url, mongo_url) -> dict[str, str]:
         "MONGO_TIMEOUT_MS": "3000",
         # many test users hold voices at once; the pool tests set their own small limits
         "LOCAL_VOICE_LIMIT": "500",
-        "ELEVEN_LABS_POOL_CAPACITY": "500",
+        "POOL_CAPACITY": "500",
         # every test user comes from 127.0.0.1, some fire 20 performs at once or upload again
         # right after a clone: the shared stack gets roomy limits and no post-clone cooldown;
         # tests/security builds its own apps with small ones

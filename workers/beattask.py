@@ -22,7 +22,7 @@ log = logging.getLogger("workers.upkeep")
 
 def beat_task(name: str, *, lock: str | None = None):
     def decorate(body: Callable[[], Any]):
-        @app.task(name=name, ignore_result=True)
+        @app.task(name=str(name), ignore_result=True)
         @functools.wraps(body)
         def run() -> Any:
             started = time.monotonic()

@@ -48,7 +48,7 @@ def job_task(name: str, *, max_store_retries: int = 10):
     kind = next((k for k, job_kind in KINDS.items() if job_kind.task == name), name)
 
     def decorate(body: Callable[[dict[str, Any], Progress], dict[str, Any]]):
-        @app.task(name=name, bind=True, base=JobTask, max_retries=max_store_retries, ignore_result=True)
+        @app.task(name=str(name), bind=True, base=JobTask, max_retries=max_store_retries, ignore_result=True)
         @functools.wraps(body)
         def run(self, job_id: str) -> None:
             timer = metrics.JobTimer(kind)

@@ -6,6 +6,7 @@ from pymongo.database import Database
 
 from shared.config import Settings, get_settings
 from shared.jobs.service import JobStore
+from shared.jobs.tasks import Task
 from shared.stores import mongo_db, redis_client
 
 
@@ -34,4 +35,14 @@ def pool():
 
     s, d = get_settings(), db()
     return VoicePool(d, redis(), voice_provider(s, d), s, enqueue_delete=lambda record_id: app.send_task(
-        "cleanup.delete_voice", args=[record_id], queue="cleanup"))
+        str(Task.DELETE_VOICE), args=[record_id], queue=Task.DELETE_VOICE.queue))
+
+
+def perform_deps():
+    """What a perform job needs: the stores, the voice pool and provider, the text generators."""
+    from shared.perform.service import PerformDeps
+    from shared.perform.text.factory import fallback_text_generator, text_generator
+
+    pool_ = pool()
+    return PerformDeps(db=pool_.db, provider=pool_.provider, generator=text_generator(pool_.settings),
+                       fallback=fallback_text_generator(), settings=pool_.settings, pool=pool_)

@@ -12,8 +12,9 @@ import uuid
 import redis
 
 from shared.config import QUEUES
+from shared.jobs.tasks import Task
 
-CANARY_TASK = "system.canary"
+CANARY_TASK = str(Task.CANARY)
 REPLY_PREFIX = "nv:canary:"
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.errors import ErrorCode
+from shared.jobs.tasks import Task
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 TERMINAL_STATES = frozenset({"succeeded", "failed"})
@@ -17,13 +18,16 @@ TERMINAL_STATES = frozenset({"succeeded", "failed"})
 
 @dataclass(frozen=True)
 class JobKind:
-    task: str  # the Celery task name: the API enqueues by name, never importing task bodies
-    queue: str
+    task: Task  # the Celery task: the API enqueues by name, never importing task bodies
     #: "module:function" called as f(db, job_doc, error) once a job of this kind has failed,
     #: whoever failed it (the task, a time limit, the stranded-job sweeper): it undoes what the
     #: job held (characters, a clone reservation). Named, not imported, so jobs depend on no
     #: domain package.
     on_failed: str | None = None
+
+    @property
+    def queue(self) -> str:
+        return self.task.queue
 
     def failure_hook(self):
         if not self.on_failed:
@@ -33,10 +37,10 @@ class JobKind:
 
 
 KINDS: dict[str, JobKind] = {
-    "clone": JobKind("clone.run", "clone", on_failed="shared.voices.clone:clone_job_failed"),
-    "perform": JobKind("perform.run", "perform", on_failed="shared.perform.service:perform_job_failed"),
-    "diagnostic": JobKind("maintenance.diagnostic", "maintenance"),
-    "reconcile": JobKind("maintenance.reconcile_job", "maintenance"),
+    "clone": JobKind(Task.CLONE, on_failed="shared.voices.clone:clone_job_failed"),
+    "perform": JobKind(Task.PERFORM, on_failed="shared.perform.service:perform_job_failed"),
+    "diagnostic": JobKind(Task.DIAGNOSTIC),
+    "reconcile": JobKind(Task.RECONCILE_JOB),
 }
 
 

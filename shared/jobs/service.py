@@ -204,7 +204,7 @@ class JobStore:
             # ignore_result: nobody waits on a Celery result (the job record is the result), so
             # the producer must not subscribe to a result channel for every message
             producer_for(self.broker_url).send_task(
-                job_kind.task, args=[job_id], queue=job_kind.queue, task_id=job_id, ignore_result=True,
+                str(job_kind.task), args=[job_id], queue=job_kind.queue, task_id=job_id, ignore_result=True,
                 retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2,
                                           "interval_max": 0.5})
         except Exception as exc:  # kombu raises OperationalError and friends
@@ -317,10 +317,10 @@ class JobStore:
         if minimum:
             update["$min"] = minimum
         # update_one + find_one rather than find_one_and_update: the embedded SecantusDB runs
-        # findAndModify as a scan of the whole collection (15 ms at 2,000 jobs, growing with
-        # every job), update_one and find_one by _id through the index (< 1 ms); see
-        # bench/README.md. The read may already show a later transition: its higher seq is
-        # what gets mirrored then, and the mirror script drops the older one.
+        # findAndModify as a scan of the whole collection, growing with every job, and these
+        # two through the _id index (figures in bench/README.md). The read may already show a
+        # later transition: its higher seq is what gets mirrored then, and the mirror script
+        # drops the older one.
         if self.jobs.update_one({"_id": job_id, "state": {"$nin": list(TERMINAL_STATES)}}, update).matched_count == 0:
             return None
         doc = self.jobs.find_one({"_id": job_id})

@@ -110,7 +110,6 @@ def _require_voice(user: dict[str, Any]) -> None:
 @dataclass
 class PerformDeps:
     db: Database
-    jobs: JobStore
     provider: VoiceProvider
     generator: TextGenerator
     fallback: TextGenerator

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 class PoolCapacity(BaseModel):
     effective: int = Field(description="Voices we may hold now: min(configured, provider limit - foreign).")
-    configured: int = Field(description="ELEVEN_LABS_POOL_CAPACITY.")
+    configured: int = Field(description="POOL_CAPACITY.")
     provider_limit: int | None = Field(description="The provider account's voice limit, when last refreshed.")
     foreign: int | None = Field(description="Voices at the provider that are not ours.")
     refreshed_at: dt.datetime | None
@@ -27,7 +27,7 @@ class PoolStatus(BaseModel):
     """The voice pool, for operators."""
 
     enabled: bool = Field(description="PROVIDER_POOL_ENABLED: whether voices are evicted when full.")
-    strategy: str = Field(description="ELEVEN_LABS_POOL_EVICTION_STRATEGY.", examples=["lru"])
+    strategy: str = Field(description="POOL_EVICTION_STRATEGY.", examples=["lru"])
     provider: str = Field(examples=["local"])
     capacity: PoolCapacity
     size: int = Field(description="Voices holding a slot (creating, ready, evicting, delete_failed).")

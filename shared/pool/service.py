@@ -65,7 +65,7 @@ class VoicePool:
         """The smaller of the configured capacity and the provider's free slots (refreshed by
         beat from the subscription); the configured value until the first refresh."""
         cached = self.r.get(CAPACITY_KEY)
-        configured = self.settings.eleven_labs_pool_capacity
+        configured = self.settings.pool_capacity
         return min(configured, int(cached)) if cached is not None else configured
 
     def refresh_capacity(self) -> dict[str, int]:
@@ -74,9 +74,9 @@ class VoicePool:
         foreign = sum(1 for v in self.provider.list_voices()
                       if v.category in (None, "cloned", "generated", "professional")
                       and records.record_id_suffix(v.name) is None)
-        effective = max(0, min(self.settings.eleven_labs_pool_capacity, sub.voice_limit - foreign))
+        effective = max(0, min(self.settings.pool_capacity, sub.voice_limit - foreign))
         self.r.set(CAPACITY_KEY, effective)
-        detail = {"configured": self.settings.eleven_labs_pool_capacity, "provider_limit": sub.voice_limit,
+        detail = {"configured": self.settings.pool_capacity, "provider_limit": sub.voice_limit,
                   "foreign": foreign, "ours": ours, "effective": effective}
         self.db["pool_state"].update_one({"_id": "capacity"}, {"$set": {**detail, "at": now()}}, upsert=True)
         return detail

@@ -22,9 +22,9 @@ def pool_status(pool: VoicePool) -> PoolStatus:
     holding = sum(by_state.get(s, 0) for s in ("creating", "ready", "evicting", "delete_failed"))
     return PoolStatus.model_validate({
         "enabled": pool.settings.provider_pool_enabled,
-        "strategy": pool.settings.eleven_labs_pool_eviction_strategy,
+        "strategy": pool.settings.pool_eviction_strategy,
         "provider": pool.provider.name,
-        "capacity": {"effective": pool.capacity(), "configured": pool.settings.eleven_labs_pool_capacity,
+        "capacity": {"effective": pool.capacity(), "configured": pool.settings.pool_capacity,
                      "provider_limit": capacity_doc.get("provider_limit"), "foreign": capacity_doc.get("foreign"),
                      "refreshed_at": capacity_doc.get("at")},
         "size": holding,

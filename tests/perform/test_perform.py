@@ -240,7 +240,7 @@ def test_perform_body_run_twice_mid_flight_is_one_effect(client, new_user, worke
                            payload={"routine_type": "gratitude", "topic": "my sister's wedding"})
     from tests.conftest import pool_for
 
-    deps = PerformDeps(db=db, jobs=store, provider=voice_provider(settings, db), generator=text_generator(settings),
+    deps = PerformDeps(db=db, provider=voice_provider(settings, db), generator=text_generator(settings),
                        fallback=fallback_text_generator(), settings=settings, pool=pool_for(settings, db))
     first = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
     second = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
@@ -272,7 +272,7 @@ def test_a_redelivery_after_the_month_rolled_over_is_charged_in_one_month_only(c
     # ... then the month ended: the run's charge is last month's, and the user's counter rolled
     db["charges"].update_one({"_id": view.job_id}, {"$set": {"period": "2000-01"}})
     db["users"].update_one({"_id": oid}, {"$set": {"quota_period": "2000-01"}})
-    deps = PerformDeps(db=db, jobs=store, provider=voice_provider(settings, db), generator=text_generator(settings),
+    deps = PerformDeps(db=db, provider=voice_provider(settings, db), generator=text_generator(settings),
                        fallback=fallback_text_generator(), settings=settings, pool=pool_for(settings, db))
     result = run_perform(db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)
     assert result["recording_id"] and held.held == 700

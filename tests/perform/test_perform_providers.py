@@ -113,7 +113,7 @@ def test_not_enough_quota_is_refused_before_the_writer_is_paid(eleven_stack):
                            payload={"routine_type": "gratitude", "topic": "my sister's wedding"})
     stack.db["users"].update_one({"_id": ObjectId(user["id"])}, {"$set": {"charCount": 3999}})
     s = stack.settings
-    deps = PerformDeps(db=stack.db, jobs=store, provider=voice_provider(s, stack.db), generator=text_generator(s),
+    deps = PerformDeps(db=stack.db, provider=voice_provider(s, stack.db), generator=text_generator(s),
                        fallback=fallback_text_generator(), settings=s, pool=pool_for(s, stack.db))
     with pytest.raises(QuotaExceeded):
         run_perform(stack.db["jobs"].find_one({"_id": view.job_id}), deps, lambda *_: None)

@@ -85,3 +85,14 @@ def test_providers_default_to_local_without_keys():
     assert (s.effective_voice_provider, s.effective_text_provider) == ("local", "local")
     s = Settings(_env_file=None, eleven_labs_api_key="k", gemini_api_key="g")
     assert (s.effective_voice_provider, s.effective_text_provider) == ("elevenlabs", "gemini")
+
+
+def test_the_vendor_named_pool_settings_still_work(monkeypatch):
+    # renamed for the pool (POOL_*); a deployment that still sets ELEVEN_LABS_POOL_* keeps its values
+    monkeypatch.setenv("ELEVEN_LABS_POOL_CAPACITY", "7")
+    monkeypatch.setenv("ELEVEN_LABS_POOL_EVICTION_STRATEGY", "ttl")
+    settings = Settings(_env_file=None)
+    assert settings.pool_capacity == 7 and settings.pool_eviction_strategy == "ttl"
+    monkeypatch.setenv("POOL_CAPACITY", "5")
+    monkeypatch.delenv("ELEVEN_LABS_POOL_CAPACITY")
+    assert Settings(_env_file=None).pool_capacity == 5

@@ -27,7 +27,7 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "FLOWER_"))}
     env.update({"API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
                 "FLOWER_BASIC_AUTH": "ops:letmein-please", "PYTHONPATH": str(Path.cwd()),
-                "ELEVEN_LABS_POOL_CAPACITY": "2", "READINESS_TIMEOUT_S": "5"})
+                "POOL_CAPACITY": "2", "READINESS_TIMEOUT_S": "5"})
     exe = str(Path(sys.executable).parent / "newvisions")
     log = open(stack_dir / "stack.log", "wb")
     proc = subprocess.Popen([exe, "dev", "up"], cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -67,7 +67,7 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
         # settings from the environment reach the workers
         worker_env = [p for p in psutil.Process(proc.pid).children(recursive=True)
                       if "worker" in " ".join(p.cmdline())]
-        assert worker_env and all(p.environ().get("ELEVEN_LABS_POOL_CAPACITY") == "2" for p in worker_env[:4])
+        assert worker_env and all(p.environ().get("POOL_CAPACITY") == "2" for p in worker_env[:4])
 
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert len(descendants) >= 8  # redis, mongo, api, 4 workers, beat, flower (+ pool children)
@@ -85,7 +85,7 @@ def test_dev_up_ready_flower_and_clean_stop(stack_dir):
 
 
 def _three_users_share_two_slots(api: str, stack_dir: Path, exe: str, env: dict) -> None:
-    """With ELEVEN_LABS_POOL_CAPACITY=2, three users with voices can each perform; the pool
+    """With POOL_CAPACITY=2, three users with voices can each perform; the pool
     keeps at most two voices warm and shows the evictions."""
     from cli.http_client import Client
     from tests.conftest import SAMPLE

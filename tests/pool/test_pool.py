@@ -20,7 +20,7 @@ LIMIT = 3
 @pytest.fixture(scope="module")
 def stack(base_env, redis_url, tmp_path_factory):
     with provider_stack(base_env, redis_url, tmp_path_factory.mktemp("pool"), redis_db=2, voice_limit=LIMIT,
-                        concurrency=4, ELEVEN_LABS_POOL_CAPACITY=str(LIMIT)) as s:
+                        concurrency=4, POOL_CAPACITY=str(LIMIT)) as s:
         yield s
 
 
@@ -206,7 +206,7 @@ def test_leased_voice_is_never_evicted_and_disabled_pool_fails_clearly(stack, ba
     disabled = make_settings({**base_env, "REDIS_URL": stack.settings.redis_url, "MONGO_DB": stack.settings.mongo_db,
                               "VOICE_PROVIDER": "elevenlabs", "ELEVEN_LABS_API_KEY": "fake-eleven-key",
                               "ELEVEN_LABS_BASE_URL": stack.settings.eleven_labs_base_url,
-                              "ELEVEN_LABS_POOL_CAPACITY": str(LIMIT), "PROVIDER_POOL_ENABLED": "false"})
+                              "POOL_CAPACITY": str(LIMIT), "PROVIDER_POOL_ENABLED": "false"})
     off = pool_for(disabled, stack.db)
     while len(ours_at_provider(stack)) < LIMIT:
         user, _ = stack.users()

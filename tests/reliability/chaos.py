@@ -159,7 +159,7 @@ def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = T
             fake_url = stack.enter_context(serve(fake_app(fake)))
             gemini, gemini_url = stack.enter_context(running_fake_gemini("fake-gemini-key"))
             env.update({"VOICE_PROVIDER": "elevenlabs", "ELEVEN_LABS_API_KEY": "fake-eleven-key",
-                        "ELEVEN_LABS_BASE_URL": fake_url, "ELEVEN_LABS_POOL_CAPACITY": str(voice_limit),
+                        "ELEVEN_LABS_BASE_URL": fake_url, "POOL_CAPACITY": str(voice_limit),
                         "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": "fake-gemini-key",
                         "GEMINI_BASE_URL": gemini_url, "GEMINI_TIMEOUT_S": "10"})
         env.update(env_overrides)

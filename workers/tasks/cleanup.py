@@ -6,6 +6,7 @@ import logging
 
 from shared.errors import ProviderError
 from shared.jobs.celery_app import app
+from shared.jobs.tasks import Task
 from shared.pool import records
 from shared.pool.remote import delete_remote_voice
 from shared.providers.factory import voice_provider
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 MAX_DELETE_RETRIES = 6
 
 
-@app.task(name="cleanup.delete_voice", bind=True, max_retries=MAX_DELETE_RETRIES, ignore_result=True)
+@app.task(name=str(Task.DELETE_VOICE), bind=True, max_retries=MAX_DELETE_RETRIES, ignore_result=True)
 def delete_voice(self, record_id: str) -> str:
     settings, db = runtime.settings(), runtime.db()
     try:

@@ -7,57 +7,58 @@ from datetime import timedelta
 
 from shared.diagnostics import run_diagnostics
 from shared.jobs.celery_app import app
+from shared.jobs.sweeper import requeue_stranded
+from shared.jobs.tasks import Task
 from shared.pool import maintenance as upkeep
 from shared.voices.cleanup import enqueue_due_deletions
-from shared.jobs.sweeper import requeue_stranded
 from workers import runtime
 from workers.beattask import beat_task
 from workers.jobtask import job_task
 
 
-@job_task("maintenance.diagnostic")
+@job_task(Task.DIAGNOSTIC)
 def diagnostic(job, progress):
     return run_diagnostics(runtime.settings(), runtime.db(), runtime.redis(), progress)
 
 
-@job_task("maintenance.reconcile_job")
+@job_task(Task.RECONCILE_JOB)
 def reconcile_job(job, progress):
     """Reconciliation asked for by an operator (POST /admin/reconcile), followed as a job."""
     progress("reconciling", 0.1)
     return upkeep.reconcile(runtime.pool())
 
 
-@beat_task("maintenance.reconcile", lock="reconcile")
+@beat_task(Task.RECONCILE, lock="reconcile")
 def reconcile() -> dict:
     return upkeep.reconcile(runtime.pool())
 
 
-@beat_task("maintenance.sweep_deletions")
+@beat_task(Task.SWEEP_DELETIONS)
 def sweep_deletions() -> int:
     """Enqueue deletion of every voice whose `delete_after` has passed (a claim marker stops two
     beats from double-sending; the cleanup task itself checks the record)."""
     return enqueue_due_deletions(runtime.db(), lambda record_id: app.send_task(
-        "cleanup.delete_voice", args=[record_id], queue="cleanup"))
+        str(Task.DELETE_VOICE), args=[record_id], queue=Task.DELETE_VOICE.queue))
 
 
-@beat_task("maintenance.reset_quotas")
+@beat_task(Task.RESET_QUOTAS)
 def reset_quotas() -> int:
     return upkeep.reset_quotas(runtime.db())
 
 
-@beat_task("maintenance.purge_idle_voices", lock="purge_idle")
+@beat_task(Task.PURGE_IDLE_VOICES, lock="purge_idle")
 def purge_idle_voices() -> int:
     settings = runtime.settings()
-    if settings.eleven_labs_pool_eviction_strategy != "ttl":
+    if settings.pool_eviction_strategy != "ttl":
         return 0
-    return upkeep.purge_idle(runtime.pool(), timedelta(minutes=settings.eleven_labs_pool_ttl_minutes))
+    return upkeep.purge_idle(runtime.pool(), timedelta(minutes=settings.pool_ttl_minutes))
 
 
-@beat_task("maintenance.refresh_capacity")
+@beat_task(Task.REFRESH_CAPACITY)
 def refresh_capacity() -> dict:
     return runtime.pool().refresh_capacity()
 
 
-@beat_task("maintenance.requeue_stranded_jobs", lock="requeue_stranded")
+@beat_task(Task.REQUEUE_STRANDED_JOBS, lock="requeue_stranded")
 def requeue_stranded_jobs() -> dict:
     return requeue_stranded(runtime.jobs(), runtime.settings())
