@@ -345,6 +345,18 @@ class JobStore:
         )
 
 
+def save_work(db: Database, job_id: str, name: str, value: Any) -> Any:
+    """Keep a piece of a job's work (`work.<name>`, e.g. the note's text) first-writer-wins, so
+    every run of the job uses the same one; returns the value saved, this one or an earlier
+    run's. (update_one, not find_one_and_update: the embedded SecantusDB scans the whole
+    collection for a findAndModify; figures in bench/README.md.)"""
+    field = f"work.{name}"
+    if db["jobs"].update_one({"_id": job_id, field: {"$exists": False}}, {"$set": {field: value}}).matched_count:
+        return value
+    saved = db["jobs"].find_one({"_id": job_id}, {"work": 1}) or {}
+    return (saved.get("work") or {}).get(name, value)
+
+
 class StageClock:
     """Seconds spent in each stage of one run of a job, for the job's `timings`: `enter(stage)`
     closes the current stage and returns the totals so far (a stage entered twice is summed)."""

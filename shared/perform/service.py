@@ -27,7 +27,7 @@ from shared.audio.mix import render_note
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import AppError, ProviderUnavailable, VoiceCloneRequired, VoiceNotFound
-from shared.jobs.service import JobStore
+from shared.jobs.service import JobStore, save_work
 from shared.perform.compose import compose_voice_note
 from shared.perform.prompt import build_voice_note_prompt, normalize_topic, note_char_bounds
 from shared.perform.routines import Routine, get_routine
@@ -227,13 +227,7 @@ def _composed_note(job: dict[str, Any], deps: PerformDeps, routine, topic: str, 
             "fell_back": composed.fell_back, "problems": composed.problems[:10]}
     # First writer wins: two runs of one job at once (a duplicate delivery) must speak, charge
     # and store the same text, so the loser adopts the note already saved.
-    # (update_one, not find_one_and_update: the embedded SecantusDB scans the whole collection
-    # for a findAndModify; see bench/README.md)
-    won = deps.db["jobs"].update_one(
-        {"_id": job["_id"], "work.note": {"$exists": False}}, {"$set": {"work.note": note}}).matched_count == 1
-    if not won:
-        return (deps.db["jobs"].find_one({"_id": job["_id"]}, {"work": 1}) or {}).get("work", {}).get("note") or note
-    return note
+    return save_work(deps.db, job["_id"], "note", note)
 
 
 def _speak(provider: VoiceProvider, chunks: list[str], voice_id: str, voice_settings) -> tuple[list[bytes], int | None]:

@@ -114,6 +114,44 @@ def mark_delete_failed(db: Database, record_id: ObjectId | str, error: dict[str,
                                                                       "delete_error": error}})
 
 
+def touch_last_used(db: Database, record_id: ObjectId, ts) -> None:
+    collection(db).update_one({"_id": record_id}, {"$set": {"last_used_at": ts}})
+
+
+def mark_evicting(db: Database, voice_id: str, reason: str) -> dict[str, Any] | None:
+    """Take a ready voice out of use for eviction; None if it is not (or no longer) ready."""
+    return collection(db).find_one_and_update(
+        {"voice_id": voice_id, "state": "ready"},
+        {"$set": {"state": "evicting", "evict_reason": reason, "delete_after": now()}})
+
+
+def claim_due_deletion(db: Database, record_id: ObjectId, ts, stale_after: timedelta) -> bool:
+    """One sweeper (of two beats, say) sends a due deletion: True for the one that claimed it."""
+    return collection(db).update_one(
+        {"_id": record_id, "state": "evicting",
+         "$or": [{"delete_claimed_at": None}, {"delete_claimed_at": {"$lt": ts - stale_after}}]},
+        {"$set": {"delete_claimed_at": ts}}).modified_count == 1
+
+
+def claim_creation(db: Database, record_id: ObjectId, token: str, hold: timedelta) -> bool:
+    """Hold a `creating` record while talking to the provider; True if this run holds it."""
+    ts = now()
+    return collection(db).update_one(
+        {"_id": record_id, "state": "creating",
+         "$or": [{"create_claim": None}, {"create_claim": {"$exists": False}}, {"create_claim.until": {"$lt": ts}}]},
+        {"$set": {"create_claim": {"by": token, "until": ts + hold}}},
+    ).modified_count == 1
+
+
+def renew_creation_claim(db: Database, record_id: ObjectId, token: str, hold: timedelta) -> None:
+    collection(db).update_one({"_id": record_id, "create_claim.by": token},
+                              {"$set": {"create_claim.until": now() + hold}})
+
+
+def release_creation_claim(db: Database, record_id: ObjectId, token: str) -> None:
+    collection(db).update_one({"_id": record_id, "create_claim.by": token}, {"$unset": {"create_claim": ""}})
+
+
 def slots_used(db: Database, provider: str) -> int:
     return collection(db).count_documents({"provider": provider, "slot": {"$exists": True}})
 

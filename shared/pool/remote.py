@@ -11,7 +11,6 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.clock import now
 from shared.errors import AppError, ProviderUnavailable, RequestOutcomeUnknown, VoiceNotFound
 from shared.pool import records
 from shared.providers.voice.base import VoiceProvider
@@ -57,23 +56,17 @@ def ensure_remote_voice(db: Database, provider: VoiceProvider, record: dict[str,
     finally:
         stop.set()
         keeper.join(timeout=5)
-        db["voices"].update_one({"_id": record["_id"], "create_claim.by": token}, {"$unset": {"create_claim": ""}})
+        records.release_creation_claim(db, record["_id"], token)
 
 
 def _claim(db: Database, record_id, token: str) -> bool:
-    ts = now()
-    return db["voices"].update_one(
-        {"_id": record_id, "state": "creating",
-         "$or": [{"create_claim": None}, {"create_claim": {"$exists": False}}, {"create_claim.until": {"$lt": ts}}]},
-        {"$set": {"create_claim": {"by": token, "until": ts + timedelta(seconds=CREATE_CLAIM_TTL_S)}}},
-    ).modified_count == 1
+    return records.claim_creation(db, record_id, token, timedelta(seconds=CREATE_CLAIM_TTL_S))
 
 
 def _keep_claim(db: Database, record_id, token: str, stop: threading.Event) -> None:
     while not stop.wait(CREATE_CLAIM_TTL_S / 3):
         try:
-            db["voices"].update_one({"_id": record_id, "create_claim.by": token},
-                                    {"$set": {"create_claim.until": now() + timedelta(seconds=CREATE_CLAIM_TTL_S)}})
+            records.renew_creation_claim(db, record_id, token, timedelta(seconds=CREATE_CLAIM_TTL_S))
         except Exception:  # noqa: BLE001 - a store blip: the next beat tries again
             log.warning("could not renew the voice creation claim", extra={"record_id": str(record_id)})
 

@@ -159,7 +159,7 @@ class VoicePool:
         ts = now()
         last = record.get("last_used_at")
         if last is None or ts - last >= TOUCH_EVERY:
-            self.db["voices"].update_one({"_id": record["_id"]}, {"$set": {"last_used_at": ts}})
+            records.touch_last_used(self.db, record["_id"], ts)
 
     # ------------------------------------------------------------------ creating voices
 
@@ -213,9 +213,7 @@ class VoicePool:
         if victim is None:
             return False
         try:
-            record = self.db["voices"].find_one_and_update(
-                {"voice_id": victim, "state": "ready"},
-                {"$set": {"state": "evicting", "evict_reason": reason, "delete_after": now()}})
+            record = records.mark_evicting(self.db, victim, reason)
             if record is None:
                 return True  # a stale entry (already gone): the caller simply retries
             self.db["users"].update_one({"voice_clone_id": victim},

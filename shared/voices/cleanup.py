@@ -8,6 +8,7 @@ from datetime import timedelta
 from pymongo.database import Database
 
 from shared.clock import now
+from shared.pool import records
 
 #: a claim older than this is considered lost (the message never ran) and may be re-sent
 CLAIM_TTL = timedelta(minutes=15)
@@ -18,12 +19,7 @@ def enqueue_due_deletions(db: Database, send: Callable[[str], object], limit: in
     sent = 0
     due = db["voices"].find({"state": "evicting", "delete_after": {"$lte": ts}}, {"_id": 1}).limit(limit)
     for doc in due:
-        claimed = db["voices"].update_one(
-            {"_id": doc["_id"], "state": "evicting",
-             "$or": [{"delete_claimed_at": None}, {"delete_claimed_at": {"$lt": ts - CLAIM_TTL}}]},
-            {"$set": {"delete_claimed_at": ts}},
-        )
-        if claimed.modified_count:
+        if records.claim_due_deletion(db, doc["_id"], ts, CLAIM_TTL):
             send(str(doc["_id"]))
             sent += 1
     return sent
