@@ -76,6 +76,9 @@ SampleTooShort = error("SAMPLE_TOO_SHORT", 422, "Record at least 30 seconds with
 SampleTooLong = error("SAMPLE_TOO_LONG", 422, "Record at most 3 minutes; one to two minutes is ideal.")
 SampleTooQuiet = error("SAMPLE_TOO_QUIET", 422, "Record closer to the microphone in a quiet room.")
 SampleClipped = error("SAMPLE_CLIPPED", 422, "Record a little further from the microphone or lower the input gain.")
+SampleMultipleSpeakers = error(
+    "SAMPLE_MULTIPLE_SPEAKERS", 422,
+    "Record yourself alone, in a quiet room with no TV, radio or other voices, and upload that recording.")
 ServiceUnavailable = error("SERVICE_UNAVAILABLE", 503, "Retry in a few seconds; we are reconnecting.")
 ProviderUnavailable = error("PROVIDER_UNAVAILABLE", 503, "Retry later; the voice or text provider is not answering.")
 ProviderRejected = error("PROVIDER_REJECTED", 502, "Contact support; the provider refused the request.")

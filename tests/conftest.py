@@ -26,6 +26,8 @@ from shared.config import QUEUES, Settings
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "voice"
 SAMPLE = FIXTURES / "sample_en_49s.mp3"
+#: a second real speaker (fixtures/voice/SOURCES.md), for samples that hold two voices
+SECOND_SPEAKER = FIXTURES / "librivox_austen_25s.mp3"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
