@@ -16,6 +16,20 @@ def test_one_speaker_clones_with_its_consistency_shown(client, new_user, workers
     assert meta["sample"]["quality"]["speaker_consistency"] == quality["speaker_consistency"]
 
 
+def test_the_espeak_stand_in_honestly_scores_far_from_a_human(client, new_user, workers):
+    """The offline stand-in imitates pitch and pace only: it must not pass for a clone."""
+    _, headers = new_user()
+    result = clone_ok(client, headers, samples.original())["result"]
+    match = result["voice_match"]
+    assert match["band"] == "far" and match["score"] < 35, match
+    assert match["cosine"] < 0.72
+    meta = client.get("/user/voice/meta", headers=headers).json()
+    assert meta["voice_match"] == match
+    # the same sample again keeps the voice, and with it the score
+    again = clone_ok(client, headers, samples.original())["result"]
+    assert again["action"] == "update_skipped" and again["voice_match"] == match
+
+
 def test_two_real_speakers_are_refused_with_reason_and_action(client, new_user, workers, db):
     user, headers = new_user()
     voices_before = local_voice_ids(db)
