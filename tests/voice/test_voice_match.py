@@ -25,6 +25,10 @@ def test_the_espeak_stand_in_honestly_scores_far_from_a_human(client, new_user, 
     assert match["cosine"] < 0.72
     meta = client.get("/user/voice/meta", headers=headers).json()
     assert meta["voice_match"] == match
+    # under the configured floor (35 in the tests): the voice is flagged with what to do
+    flag = meta["voice_flag"]
+    assert flag["code"] == "VOICE_MATCH_LOW" and f"{match['score']}/100" in flag["message"]
+    assert flag["action"] == "Record a new sample in a quiet room."
     # the same sample again keeps the voice, and with it the score
     again = clone_ok(client, headers, samples.original())["result"]
     assert again["action"] == "update_skipped" and again["voice_match"] == match
@@ -46,3 +50,24 @@ def test_two_real_speakers_are_refused_with_reason_and_action(client, new_user, 
     meta = client.get("/user/voice/meta", headers=headers).json()
     assert meta["state"] == "failed" and meta["last_error"]["error"] == "SAMPLE_MULTIPLE_SPEAKERS"
     assert db["samples.files"].count_documents({"metadata.user_id": user["id"]}) == 0
+
+
+def test_pool_status_shows_the_distribution_of_match_scores(client, new_user, workers):
+    _, headers = new_user()
+    clone_ok(client, headers, samples.original())
+    _, admin_headers = new_user(role="admin")
+    status = client.get("/admin/voice-pool/status", headers=admin_headers).json()
+    dist = status["voice_match"]
+    assert dist["by_band"]["far"] >= 1 and dist["scored"] >= 1
+    assert set(dist["by_band"]) == {"close", "fair", "far", "unscored"}
+    assert 0 <= dist["quartiles"]["q1"] <= dist["quartiles"]["median"] <= dist["quartiles"]["q3"] <= 100
+
+
+def test_match_flag_only_under_the_floor():
+    from shared.voices.clone import voice_match_flag
+
+    far = {"score": 12, "band": "far", "cosine": 0.64}
+    assert voice_match_flag(None, 35) is None
+    assert voice_match_flag(far, 0) is None  # floor 0: never flagged
+    assert voice_match_flag(far, 12) is None
+    assert voice_match_flag(far, 13)["action"] == "Record a new sample in a quiet room."
