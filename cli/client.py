@@ -118,6 +118,10 @@ def upload(sample: Path = typer.Argument(..., exists=True, dir_okay=False, reada
     for key, value in result["quality"].items():
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     out.print(table)
+    match = result.get("voice_match")
+    if match:
+        out.print(f"voice match: {match['score']}/100 ({match['band']}): how much the new voice sounds like "
+                  f"the sample")
 
 
 @cli.command()

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     sample_max_seconds: float = 180.0
     sample_target_lufs: float = Field(-20.0, ge=-30, le=-14)
     sample_true_peak_dbtp: float = Field(-3.0, le=0)
+    #: a new voice whose match score (0-100, docs/VOICE_MATCH.md) is under this is flagged on the
+    #: user's voice with "record a new sample in a quiet room". 0, the default, flags nothing: the
+    #: offline espeak stand-in always scores far, and a new recording would not change that.
+    voice_match_floor: int = Field(0, ge=0, le=100)
 
     # --- voice notes ---
     note_target_lufs: float = Field(-16.0, ge=-30, le=-9)  # final loudness of a note

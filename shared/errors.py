@@ -174,6 +174,15 @@ class SampleClipped(AppError):
     default_action = "Record a little further from the microphone or lower the input gain."
 
 
+class SampleMultipleSpeakers(AppError):
+    """The sample's speech splits into clearly separate voices (docs/VOICE_MATCH.md)."""
+
+    code = "SAMPLE_MULTIPLE_SPEAKERS"
+    status = 422
+    default_action = ("Record yourself alone, in a quiet room with no TV, radio or other voices, and upload that "
+                      "recording.")
+
+
 class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
@@ -301,6 +310,7 @@ class ErrorCode(StrEnum):
     SAMPLE_TOO_LONG = "SAMPLE_TOO_LONG"
     SAMPLE_TOO_QUIET = "SAMPLE_TOO_QUIET"
     SAMPLE_CLIPPED = "SAMPLE_CLIPPED"
+    SAMPLE_MULTIPLE_SPEAKERS = "SAMPLE_MULTIPLE_SPEAKERS"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
     PROVIDER_REJECTED = "PROVIDER_REJECTED"

@@ -102,6 +102,10 @@ PROVIDER_DURATION = Histogram(
 CLONE_REJECTIONS = Counter(
     "clone_rejections_total", "Voice samples refused, by error code (SAMPLE_TOO_SHORT, ...).", ["reason"])
 
+VOICE_MATCH = Histogram(
+    "voice_match_score", "Voice match score (0-100) of each new clone against its owner's sample.",
+    buckets=(10, 20, 35, 50, 65, 80, 90, 100))
+
 QUEUE_DEPTH = "queue_depth"  # exposed by QueueDepthCollector, at scrape time
 
 
@@ -239,6 +243,11 @@ def chars_generated(raw: int, effective: int) -> None:
 @_never_raise
 def clone_rejected(reason: str) -> None:
     CLONE_REJECTIONS.labels(_label(reason)).inc()
+
+
+@_never_raise
+def voice_match_scored(score: int) -> None:
+    VOICE_MATCH.observe(score)
 
 
 @_never_raise

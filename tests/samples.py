@@ -6,7 +6,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, SECOND_SPEAKER
 
 
 def _ffmpeg(args: list[str], out_ext: str) -> bytes:
@@ -58,6 +58,15 @@ def with_noise(amplitude: float) -> bytes:
 @lru_cache(maxsize=None)
 def near_silent() -> bytes:
     return _ffmpeg(["-i", str(SAMPLE), "-af", "volume=-70dB", "-c:a", "pcm_s16le"], "wav")
+
+
+@lru_cache(maxsize=None)
+def two_speakers(first_s: float = 25.0) -> bytes:
+    """Two real people in one upload: the fixture's first `first_s` seconds, then the whole
+    second-speaker fixture (24.8 s of another reader, fixtures/voice/SOURCES.md), as one MP3."""
+    return _ffmpeg(["-i", str(SAMPLE), "-i", str(SECOND_SPEAKER), "-filter_complex",
+                    f"[0:a]atrim=0:{first_s},aresample=32000[a];[1:a]aresample=32000[b];[a][b]concat=n=2:v=0:a=1",
+                    "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k"], "mp3")
 
 
 def truncated(fraction: float = 0.1) -> bytes:

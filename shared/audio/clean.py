@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,9 +22,16 @@ from shared.audio.edit import apply_fades, keep_spans, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import Normalized, normalize_loudness
 from shared.audio.quality import QualityReport, clipping_ratio, snr_db
+from shared.audio.speaker.checks import (
+    MAX_SPLIT_COSINE,
+    SpeakerAnalysis,
+    analyse_speech,
+    speech_only,
+)
 from shared.audio.vad import SpeechActivity, detect_speech
 from shared.errors import (
     SampleClipped,
+    SampleMultipleSpeakers,
     SampleTooLong,
     SampleTooQuiet,
     SampleTooShort,
@@ -92,6 +99,9 @@ class CleanedSample:
     sha256: str
     report: QualityReport
     duration_s: float
+    #: (256,) speaker embedding of the sample's speech (shared.audio.speaker), for scoring how
+    #: much a clone's speech sounds like it
+    speaker_embedding: np.ndarray
 
 
 def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
@@ -104,7 +114,8 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     * SampleUnsupported: not audio we read, empty, or cut off before `min_total_s`;
     * SampleTooLong: over `max_total_s` decoded (decoding stops just past the bound, so there is
       no report: it would describe a prefix);
-    * SampleTooShort, SampleTooQuiet, SampleClipped: with `details["report"]`.
+    * SampleTooShort, SampleTooQuiet, SampleClipped, SampleMultipleSpeakers: with
+      `details["report"]`.
     """
     stage = on_stage or (lambda _name: None)
     sr = rules.sample_rate
@@ -122,12 +133,18 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     stage("checking")
     report = _report(samples, activity, normalized, info, rules)
     _check_quality(report, edited, rules)
+    # after the cheap rules: a sample refused for its level or length is not worth embedding
+    speakers = analyse_speech(speech_only(samples, activity.padded_regions(0.0, SPEECH_HANGOVER_S)), sr)
+    report = replace(report, speaker_consistency=100.0 * speakers.consistency,
+                     speaker_split_cosine=speakers.split_cosine)
+    _check_speakers(report, speakers)
     pcm16 = to_pcm16(normalized.samples)
     return CleanedSample(
         mp3=encode_mp3(normalized.samples, sr, rules.mp3_bitrate_kbps),
         sha256=hashlib.sha256(pcm16.tobytes()).hexdigest(),
         report=report,
         duration_s=report.duration_after_s,
+        speaker_embedding=speakers.embedding.vector,
     )
 
 
@@ -211,6 +228,17 @@ def _check_quality(report: QualityReport, edited: np.ndarray, rules: SampleRules
         raise SampleTooShort(
             f"The recording has {report.speech_s:.1f} s of speech; at least "
             f"{rules.min_speech_s:.0f} s is needed.", details=details)
+
+
+def _check_speakers(report: QualityReport, speakers: SpeakerAnalysis) -> None:
+    if speakers.several_speakers:
+        other_s = speakers.minority_windows * speakers.embedding.window_s
+        raise SampleMultipleSpeakers(
+            f"The recording seems to hold more than one voice: about {other_s:.0f} s of the speech "
+            f"({speakers.minority_share:.0%}) sounds like a different person from the rest (the two "
+            f"groups score {speakers.split_cosine:.2f} alike; one person's speech scores above "
+            f"{MAX_SPLIT_COSINE:.2f}). A clone learns every voice it hears.",
+            details={"report": report.to_dict(), "speakers": speakers.to_dict()})
 
 
 def _quiet_message(edited: np.ndarray, loudness: float | None, rules: SampleRules) -> str:

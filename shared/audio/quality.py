@@ -31,6 +31,12 @@ class QualityReport:
     true_peak_dbtp: float | None
     sample_rate: int
     format: str  # input container/codec as ffprobe names them, e.g. "mp3/mp3", "ogg/opus"
+    #: 0-100, how alike the speaker embeddings of 1.6 s windows of the speech are (one voice
+    #: scores about 85-90); None when the speech was not analysed (a sample refused earlier)
+    speaker_consistency: float | None = None
+    #: cosine between the two groups the windows split into: near 1 for one voice, under
+    #: shared.audio.speaker.checks.MAX_SPLIT_COSINE for two
+    speaker_split_cosine: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict, numbers rounded to what is meaningful to a reader."""

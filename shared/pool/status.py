@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
 
 from shared.pool.schemas import PoolStatus
 from shared.pool.service import VoicePool
@@ -38,4 +41,24 @@ def pool_status(pool: VoicePool) -> PoolStatus:
         "pending_deletions": by_state.get("evicting", 0),
         "failed_deletions": by_state.get("delete_failed", 0),
         "last_reconcile": (db["pool_state"].find_one({"_id": "reconcile"}) or {}).get("report"),
+        "voice_match": voice_match_distribution(db),
     })
+
+
+def voice_match_distribution(db) -> dict[str, Any]:
+    """Match scores (docs/VOICE_MATCH.md) of the users' current voices: count per band, the
+    unscored ones (cloned before scoring, or the phrase failed), and score quartiles."""
+    bands = {"close": 0, "fair": 0, "far": 0, "unscored": 0}
+    scores = []
+    for user in db["users"].find({"voice_clone_id": {"$ne": None}}, {"voice_match": 1}):
+        match = user.get("voice_match")
+        if not match:
+            bands["unscored"] += 1
+            continue
+        bands[match["band"]] += 1
+        scores.append(match["score"])
+    quartiles = None
+    if scores:
+        q1, median, q3 = (float(v) for v in np.percentile(scores, [25, 50, 75]))
+        quartiles = {"q1": q1, "median": median, "q3": q3}
+    return {"by_band": bands, "scored": len(scores), "quartiles": quartiles}

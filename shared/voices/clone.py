@@ -22,14 +22,16 @@ from pymongo.database import Database
 
 from shared import metrics, ratelimit, storage
 from shared.audio.clean import SampleRules, clean_sample
-from shared.audio.codec import probe
+from shared.audio.codec import decode_to_mono, probe
+from shared.audio.speaker.encoder import SAMPLE_RATE as SPEAKER_SR
+from shared.audio.speaker.match import CALIBRATION_PHRASE, score_speech
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import AppError, CloneInProgress, SampleTooLarge
 from shared.jobs.service import JobStore, new_job_id
 from shared.pool import records
 from shared.pool.service import VoicePool
-from shared.providers.voice.base import VoiceProvider
+from shared.providers.voice.base import VoiceProvider, VoiceSettings
 from shared.stores import redis_client
 from shared.voices.schemas import VoiceMeta
 
@@ -144,26 +146,57 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
         _save_sample(db, user, job, cleaned, quality, action="update_skipped")
         storage.delete(db, storage.SAMPLES, payload["original_id"])
         return {"action": "update_skipped", "voice_clone_id": user["voice_clone_id"], "quality": quality,
-                "sample_sha256": cleaned.sha256}
+                "sample_sha256": cleaned.sha256, "voice_match": user.get("voice_match")}
 
     progress("uploading", 0.6)
     record = deps.pool.create_voice(user_id, cleaned.sha256, cleaned.mp3, job_key=job["_id"])
 
     progress("saving", 0.9)
+    voice_match = score_new_voice(deps.provider, record["voice_id"], cleaned.speaker_embedding)
+    if voice_match is not None:
+        metrics.voice_match_scored(voice_match["score"])
+    flag = voice_match_flag(voice_match, deps.settings.voice_match_floor)
     previous_id = user.get("voice_clone_id") if user.get("voice_clone_id") != record["voice_id"] else \
         user.get("voice_clone_previous_id")
     action = "updated" if previous_id and current is not None and current["state"] in ("ready", "evicting") \
         else "created"
-    _save_sample(db, user, job, cleaned, quality, action=action, voice_record=record, previous_id=previous_id)
+    _save_sample(db, user, job, cleaned, quality, action=action, voice_record=record, previous_id=previous_id,
+                 voice_match=voice_match, voice_flag=flag)
     if current is not None and current["_id"] != record["_id"]:
         records.schedule_deletion(db, current["_id"], REPLACED_VOICE_GRACE, reason="replaced")
         deps.pool.forget(current["voice_id"])
     return {"action": action, "voice_clone_id": record["voice_id"], "quality": quality,
-            "sample_sha256": cleaned.sha256}
+            "sample_sha256": cleaned.sha256, "voice_match": voice_match}
+
+
+def score_new_voice(provider: VoiceProvider, voice_id: str, owner_embedding) -> dict[str, Any] | None:
+    """The new voice speaks the calibration phrase; how much that sounds like the owner's
+    sample (shared.audio.speaker.match), as {score, band, cosine}. None when the phrase could
+    not be had: the clone itself succeeded, and a missing score must not undo it."""
+    try:
+        synthesis = provider.synthesize(CALIBRATION_PHRASE, voice_id, VoiceSettings())
+        samples = decode_to_mono(synthesis.audio, SPEAKER_SR)
+    except AppError as exc:  # provider errors and undecodable audio alike
+        log.warning("voice match not scored: the calibration phrase failed",
+                    extra={"voice_id": voice_id, "error": exc.code})
+        return None
+    match = score_speech(samples, SPEAKER_SR, owner_embedding)
+    return match.to_dict() if match else None
+
+
+def voice_match_flag(voice_match: dict[str, Any] | None, floor: int) -> dict[str, Any] | None:
+    """The flag a voice carries when its match score is under the configured floor, else None."""
+    if voice_match is None or voice_match["score"] >= floor:
+        return None
+    return {"code": "VOICE_MATCH_LOW",
+            "message": f"Your voice scores {voice_match['score']}/100 for sounding like your sample; "
+                       f"under {floor} a clone usually does not sound like you.",
+            "action": "Record a new sample in a quiet room."}
 
 
 def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleaned, quality: dict,
-                 *, action: str, voice_record: dict | None = None, previous_id: str | None = None) -> None:
+                 *, action: str, voice_record: dict | None = None, previous_id: str | None = None,
+                 voice_match: dict[str, Any] | None = None, voice_flag: dict[str, Any] | None = None) -> None:
     payload = job["payload"]
     old_sample = user.get("sample") or {}
     normalized_id = None
@@ -180,7 +213,8 @@ def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleane
     if action != "update_skipped":
         changes.update({"sample": sample, "voice_state": "ready",
                         "voice_clone_id": voice_record["voice_id"], "voice_record_id": voice_record["_id"],
-                        "voice_clone_previous_id": previous_id})
+                        "voice_clone_previous_id": previous_id, "voice_match": voice_match,
+                        "voice_flag": voice_flag})
     db["users"].update_one({"_id": user["_id"]}, {"$set": changes})
     if action != "update_skipped" and old_sample.get("job_id") != job["_id"]:
         # the superseded sample files are no longer anyone's
@@ -216,6 +250,10 @@ def voice_meta(user: dict[str, Any]) -> VoiceMeta:
         "sample": {"sha256": sample.get("sha256"), "quality": sample.get("quality"),
                    "format": sample.get("format"), "saved_at": sample.get("saved_at")} if sample else None,
         "clone_job_id": (user.get("clone_job") or {}).get("id"),
+        #: {score 0-100, band close|fair|far, cosine} of the current voice; None before a clone
+        "voice_match": user.get("voice_match"),
+        #: {code, message, action} when the voice's match is under the configured floor
+        "voice_flag": user.get("voice_flag"),
         "last_action": (user.get("last_clone") or {}).get("action"),
         "last_error": (user.get("last_clone") or {}).get("error"),
     })

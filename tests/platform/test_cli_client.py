@@ -34,7 +34,8 @@ def test_register_upload_perform_download(api_url, workers, new_user, tmp_path):
 
     up = run(api_url, tmp_path, "upload", str(SAMPLE))
     assert up.returncode == 0, up.stderr
-    assert "Voice created" in up.stdout and "speech_s" in up.stdout
+    assert "Voice created" in up.stdout and "speech_s" in up.stdout and "speaker_consistency" in up.stdout
+    assert "voice match: " in up.stdout and "(far)" in up.stdout  # the espeak stand-in is no clone
 
     perf = run(api_url, tmp_path, "perform", "--routine", "gratitude", "--topic", "my garden", "--wait")
     assert perf.returncode == 0, perf.stderr
