@@ -23,6 +23,21 @@ class PooledVoice(BaseModel):
     in_use: bool = Field(description="Leased by a running synthesis: never evicted while true.")
 
 
+class MatchQuartiles(BaseModel):
+    q1: float
+    median: float
+    q3: float
+
+
+class VoiceMatchDistribution(BaseModel):
+    """How close the users' current voices sound to their owners (docs/VOICE_MATCH.md)."""
+
+    by_band: dict[str, int] = Field(description="Voices per band: close, fair, far, and unscored.",
+                                    examples=[{"close": 3, "fair": 1, "far": 0, "unscored": 2}])
+    scored: int
+    quartiles: MatchQuartiles | None = Field(description="Of the 0-100 scores; null when none is scored.")
+
+
 class PoolStatus(BaseModel):
     """The voice pool, for operators."""
 
@@ -41,3 +56,4 @@ class PoolStatus(BaseModel):
     pending_deletions: int
     failed_deletions: int
     last_reconcile: dict[str, Any] | None = Field(description="The last reconciliation's report.")
+    voice_match: VoiceMatchDistribution

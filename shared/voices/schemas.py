@@ -27,6 +27,29 @@ class SampleQuality(BaseModel):
     true_peak_dbtp: float | None = Field(description="True peak after normalizing (ceiling -3).", examples=[-3.4])
     sample_rate: int = Field(examples=[44100])
     format: str = Field(description="Container/codec as probed, e.g. `mp3/mp3`, `ogg/opus`.", examples=["mp3/mp3"])
+    speaker_consistency: float | None = Field(None, description=(
+        "0-100: how alike the speaker embeddings of short windows of the speech are (one voice scores "
+        "about 85-90); null when the speech was not analysed."), examples=[88.4])
+    speaker_split_cosine: float | None = Field(None, description=(
+        "Cosine between the two groups the windows split into: near 1 for one voice, low for two "
+        "(docs/VOICE_MATCH.md)."), examples=[0.97])
+
+
+class VoiceMatch(BaseModel):
+    """How much the clone sounds like its owner: a calibration phrase spoken by the new voice,
+    scored against the cleaned sample (docs/VOICE_MATCH.md)."""
+
+    score: int = Field(ge=0, le=100, description="0-100, calibrated on real pairs.", examples=[78])
+    band: Literal["close", "fair", "far"] = Field(examples=["close"])
+    cosine: float = Field(description="The raw speaker-embedding cosine the score maps from.", examples=[0.83])
+
+
+class VoiceFlag(BaseModel):
+    """A problem with the current voice the owner can fix."""
+
+    code: Literal["VOICE_MATCH_LOW"]
+    message: str
+    action: str = Field(examples=["Record a new sample in a quiet room."])
 
 
 class VoiceSample(BaseModel):
@@ -52,6 +75,8 @@ class VoiceMeta(BaseModel):
     last_action: Literal["created", "updated", "update_skipped", "failed"] | None = Field(
         description="What the last clone job did.")
     last_error: JobError | None = Field(description="Why the last clone job failed, when it did.")
+    voice_match: VoiceMatch | None = Field(None, description="The current voice's match; null before it is scored.")
+    voice_flag: VoiceFlag | None = Field(None, description="Set when the match is under VOICE_MATCH_FLOOR.")
 
 
 class CloneResult(BaseModel):
@@ -62,3 +87,4 @@ class CloneResult(BaseModel):
     voice_clone_id: str = Field(description="The voice now in use.")
     quality: SampleQuality
     sample_sha256: str
+    voice_match: VoiceMatch | None = Field(None, description="The new voice's match; null when scoring failed.")
