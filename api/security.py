@@ -36,7 +36,7 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inl
 # needs no worker. `connect-src 'self'` keeps fetch and EventSource on this origin.
 WEB_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
            "media-src 'self' blob:; connect-src 'self'; manifest-src 'self'; "
-           f"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 HSTS = "max-age=31536000; includeSubDomains"
 
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range", "X-Request-ID"]
