@@ -64,7 +64,7 @@ def test_the_app_is_served_at_the_root_with_its_own_policy(client):
     script = client.get("/web/js/main.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert client.get("/web/manifest.webmanifest").headers["content-type"] == "application/manifest+json"
-    for outside in ("/web/../pyproject.toml", "/web/%2e%2e/pyproject.toml", "/web/js/missing.js"):
+    for outside in ("/web/%2e%2e/pyproject.toml", "/web/%2e%2e%2fpyproject.toml", "/web/js/missing.js"):
         assert client.get(outside).status_code == 404, outside
     # the JSON API stays where it is, with its own strict policy
     assert client.get("/health").headers["content-security-policy"].startswith("default-src 'none'; frame")
@@ -232,4 +232,34 @@ def test_spanish_at_360_px(mic_browser, api_url, new_user, screenshots):
     look(page, screenshots, "es-360-06-settings")
     assert page.evaluate("document.documentElement.lang") == "es"
     assert not errors, errors
+    context.close()
+
+
+def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, screenshots):
+    user = new_user.register()
+    context = browser.new_context()
+    page = context.new_page()
+    # the context's request client shares the browser's cookies: this logs the page in
+    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
+                                                                  "password": user["password"]}).ok
+    outage = {"error": "SERVICE_UNAVAILABLE", "message": "A backing service (database or queue) is unreachable.",
+              "action": "Try again in a minute."}
+    page.route("**/recordings?*", lambda route: route.fulfill(status=503, json=outage))
+    page.goto(f"{api_url}/#/library")
+    banner = page.get_by_role("alert")
+    expect(banner).to_contain_text(outage["message"])
+    expect(banner).to_contain_text(outage["action"])
+    look(page, screenshots, "12-outage")
+    page.unroute("**/recordings?*")
+    banner.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("heading", name="All recordings")).to_be_visible()
+    expect(banner).to_be_hidden()
+
+    # a lost connection: the page says so and offers the same retry
+    page.route("**/user/settings", lambda route: route.abort("internetdisconnected"))
+    page.get_by_role("link", name="Settings").click()
+    expect(banner).to_contain_text("The connection was lost.")
+    page.unroute("**/user/settings")
+    banner.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
     context.close()

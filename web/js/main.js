@@ -4,11 +4,11 @@
 import { ApiError, api, whenSessionEnds } from "./api.js";
 import { h } from "./dom.js";
 import { apiLanguage, formatDate, setLanguage, t } from "./i18n.js";
-import { loginScreen, signupScreen } from "./screens/account.js";
-import { libraryScreen } from "./screens/library.js";
-import { performScreen } from "./screens/perform.js";
-import { settingsScreen } from "./screens/settings.js";
-import { recordScreen, voiceScreen } from "./screens/voice.js";
+import { loginScreen, signupScreen } from "./account.js";
+import { libraryScreen } from "./library.js";
+import { performScreen } from "./perform.js";
+import { settingsScreen } from "./settings.js";
+import { recordScreen, voiceScreen } from "./voice.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");

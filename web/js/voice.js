@@ -1,11 +1,11 @@
 // "Your voice" (the clone's state and the sample in use) and "Record your voice" (record or
 // choose a file, upload with progress, then the clone's stages and its quality report).
 
-import { api, upload } from "../api.js";
-import { clock, h } from "../dom.js";
-import { t } from "../i18n.js";
-import { MAX_SECONDS, MIN_SECONDS, VoiceRecorder, extensionFor } from "../recorder.js";
-import { CLONE_STAGES, qualityReport, rejection, stagesView } from "./parts.js";
+import { api, upload } from "./api.js";
+import { clock, h } from "./dom.js";
+import { t } from "./i18n.js";
+import { MAX_SECONDS, MIN_SECONDS, VoiceRecorder, extensionFor } from "./recorder.js";
+import { CLONE_STAGES, qualityReport, rejection, stagesView } from "./job-views.js";
 
 export async function voiceScreen(screen, app) {
   const meta = await api("/user/voice/meta");

@@ -1,8 +1,8 @@
 // Pieces several screens show: a job's stages with progress, and a sample's quality report.
 
-import { followJob } from "../api.js";
-import { h } from "../dom.js";
-import { t } from "../i18n.js";
+import { followJob } from "./api.js";
+import { h } from "./dom.js";
+import { t } from "./i18n.js";
 
 export const CLONE_STAGES = ["decoding", "normalizing", "checking", "uploading", "saving"];
 export const PERFORM_STAGES = ["reserving", "composing", "acquiring_voice", "synthesizing", "mixing", "storing"];

@@ -1,9 +1,9 @@
 // All recordings: newest first, a page at a time; play (the audio route answers Range, so
 // seeking works), download, delete with confirmation; the note being made shows at once.
 
-import { api, followJob } from "../api.js";
-import { h } from "../dom.js";
-import { formatDate, t } from "../i18n.js";
+import { api, followJob } from "./api.js";
+import { h } from "./dom.js";
+import { formatDate, t } from "./i18n.js";
 
 const PAGE = 10;
 

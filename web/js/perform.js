@@ -1,10 +1,10 @@
 // Perform: pick a routine, write the topic, watch the stages, play and download the note.
 // Locked until a voice exists, with a pointer to "Your voice".
 
-import { api } from "../api.js";
-import { field, h, showFieldErrors } from "../dom.js";
-import { t } from "../i18n.js";
-import { PERFORM_STAGES, rejection, stagesView } from "./parts.js";
+import { api } from "./api.js";
+import { field, h, showFieldErrors } from "./dom.js";
+import { t } from "./i18n.js";
+import { PERFORM_STAGES, rejection, stagesView } from "./job-views.js";
 
 export const TOPIC_MAX = 200;
 
@@ -66,6 +66,7 @@ export async function performScreen(screen, app) {
         result.append(rejection(t("stage.failed"), job.error));
       }
       await app.refreshMe();
+      left.textContent = t("perform.left", { n: app.charsLeft().toLocaleString() });
     } catch (error) {
       app.performing = null;
       if (!showFieldErrors(form, error.fieldErrors ? error.fieldErrors() : {})) app.showError(error, () => form.requestSubmit());

@@ -1,9 +1,9 @@
 // Settings: language, voice stability and similarity, background sound and its volume, the
 // notes' name; saved with PUT /user/settings, a refused value shown at its field.
 
-import { api } from "../api.js";
-import { field, h, showFieldErrors } from "../dom.js";
-import { setLanguage, t } from "../i18n.js";
+import { api } from "./api.js";
+import { field, h, showFieldErrors } from "./dom.js";
+import { setLanguage, t } from "./i18n.js";
 
 function slider(name, value) {
   const input = h("input", { type: "range", name, min: 0, max: 1, step: 0.05, value: String(value) });

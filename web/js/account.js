@@ -1,8 +1,8 @@
 // Sign up with an activation code, log in. Both end in a session cookie (POST /auth/session).
 
-import { api } from "../api.js";
-import { field, h, showFieldErrors } from "../dom.js";
-import { t } from "../i18n.js";
+import { api } from "./api.js";
+import { field, h, showFieldErrors } from "./dom.js";
+import { t } from "./i18n.js";
 
 async function submitting(form, app, work) {
   const button = form.querySelector("button[type=submit]");
