@@ -263,3 +263,36 @@ def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, s
     banner.get_by_role("button", name="Try again").click()
     expect(page.get_by_role("heading", name="Settings")).to_be_visible()
     context.close()
+
+
+def test_a_note_in_progress_shows_in_the_library_and_its_stream_resumes(browser, api_url, workers, new_user):
+    from tests.conftest import SAMPLE
+
+    user = new_user.register()
+    context = browser.new_context()
+    page = context.new_page()
+    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
+                                                                  "password": user["password"]}).ok
+    upload = context.request.post(f"{api_url}/user/voice", multipart={"file": {
+        "name": "sample.mp3", "mimeType": "audio/mpeg", "buffer": SAMPLE.read_bytes()}})
+    assert upload.status == 202, upload.text()
+    deadline = time.monotonic() + 120
+    while context.request.get(f"{api_url}/user/voice/meta").json()["state"] != "ready":
+        assert time.monotonic() < deadline, "the clone did not finish"
+        time.sleep(0.5)
+
+    # the event streams drop (a lost connection) while the note is made
+    page.route("**/jobs/*/events", lambda route: route.abort("internetdisconnected"))
+    page.goto(f"{api_url}/#/perform")
+    page.get_by_label("Topic").fill("a walk by the sea")
+    page.get_by_role("button", name="Make my note").click()
+    expect(page.locator(".connection")).to_be_visible()  # "reconnecting", not a dead page
+    page.get_by_role("link", name="All recordings").click()
+    pending = page.locator(".note.pending")
+    expect(pending).to_contain_text("a walk by the sea")  # at once, before the audio exists
+    page.unroute("**/jobs/*/events")
+    # EventSource reconnects by itself; the card fills in once the note is stored
+    expect(page.locator("[data-recording]")).to_have_count(1, timeout=60_000)
+    expect(pending).to_have_count(0)
+    expect(page.locator("[data-recording]")).to_contain_text("a walk by the sea")
+    context.close()
