@@ -7,15 +7,16 @@ from typing import Annotated, Any
 import redis
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.database import Database
 
-from api.security import client_ip
+from api.security import client_ip, require_same_origin
 from shared import ratelimit
 from shared.config import Settings
 from shared.errors import (
     AuthRequired,
     BadRequest,
+    CrossSiteRequest,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -34,8 +35,9 @@ from shared.users.tokens import verify_token
 # What each dependency can answer, for the routes' `responses=` (api/openapi.error_responses):
 #: any route that reads MongoDB or Redis (503 while one is down)
 STORES = (ServiceUnavailable,)
-#: `CurrentUser`: no, stale or foreign token; the account is read from MongoDB
-AUTHENTICATED = (AuthRequired, TokenExpired, TokenInvalid, *STORES)
+#: `CurrentUser`: no, stale or foreign token, or a cookie-authenticated write from another
+#: site; the account is read from MongoDB
+AUTHENTICATED = (AuthRequired, TokenExpired, TokenInvalid, CrossSiteRequest, *STORES)
 #: `AdminUser`
 ADMIN = (*AUTHENTICATED, Forbidden)
 #: a JSON body: validated (400 when it cannot even be decoded), and refused over 64 KB before
@@ -45,6 +47,15 @@ JSON_BODY = (ValidationFailed, BadRequest, PayloadTooLarge)
 LIMITED = (RateLimited, *STORES)
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
+#: the web app's session (POST /auth/session): HttpOnly, SameSite=Strict, Secure in production
+SESSION_COOKIE = "nv_session"
+#: the web app's device token (shared/users/login_guard.py), sent back on its next session login
+DEVICE_COOKIE = "nv_device"
+_session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="SessionCookie",
+                               description="Set by POST /auth/session for the web app served at /")
+#: methods that change nothing, so a cross-site one does no harm (the answer stays unreadable
+#: to the other site without CORS)
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a
@@ -76,12 +87,21 @@ Jobs = Annotated[JobStore, Depends(_jobs)]
 
 
 async def _token_subject(
+    request: Request,
     settings: SettingsDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: Annotated[str | None, Depends(_session_cookie)],
 ) -> str:
-    if creds is None or not creds.credentials:
-        raise AuthRequired("This endpoint needs a bearer token.", headers={"WWW-Authenticate": "Bearer"})
-    return verify_token(settings, creds.credentials)["sub"]
+    """The user a bearer token or, failing that, the session cookie names. The browser attaches
+    the cookie to any request to us, whoever's page starts it, so a cookie-authenticated write
+    must come from our own origin; a bearer token is only ever sent on purpose."""
+    if creds is not None and creds.credentials:
+        return verify_token(settings, creds.credentials)["sub"]
+    if session:
+        if request.method not in _SAFE_METHODS:
+            require_same_origin(request, settings)
+        return verify_token(settings, session)["sub"]
+    raise AuthRequired("This endpoint needs a bearer token or a session.", headers={"WWW-Authenticate": "Bearer"})
 
 
 TokenSubject = Annotated[str, Depends(_token_subject)]

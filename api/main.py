@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aredis
 from fastapi import FastAPI
 
-from api import docs, errors, security
+from api import docs, errors, security, web
 from api.job_events import JobEventHub, StreamSlots
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import operation_id
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recent_users = RecentUsers()
     errors.install(app)
     docs.install(app)
+    web.install(app)
     for module in (auth, users, voice, perform, recordings, jobs, health, admin, metrics):
         app.include_router(module.router)
     from shared.errors import SampleTooLarge

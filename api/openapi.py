@@ -111,6 +111,10 @@ VOICE_SOURCE = {200: {
                 "application/octet-stream": {"schema": BINARY}},
     "headers": {"Content-Disposition": {"description": "`attachment; filename=...`", "schema": {"type": "string"}}},
 }}
+SESSION_SET_COOKIE = {"Set-Cookie": {
+    "description": "`nv_session=<token>; HttpOnly; SameSite=Strict; Path=/` (plus `Secure` in production); "
+                   "on logout the same cookie, expired.",
+    "schema": {"type": "string"}}}
 LOCATION = {"Location": {"description": "The job's `status_url`.", "required": True, "schema": {"type": "string"}}}
 
 

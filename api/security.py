@@ -1,20 +1,27 @@
 """HTTP hardening: security headers on every response, CORS from settings, the client's IP.
 
-The API answers JSON (and MP3 audio), never HTML except the interactive docs, so everything
-gets a Content-Security-Policy that allows nothing (`default-src 'none'`); only the docs pages
-get a policy that lets Swagger UI and ReDoc load their bundles, from this origin only (api/docs.py
+The API answers JSON (and MP3 audio), never HTML except the web app and the interactive docs,
+so everything gets a Content-Security-Policy that allows nothing (`default-src 'none'`); the
+web app gets one that allows its own files only, and the docs pages get a policy that lets Swagger UI and ReDoc load their bundles, from this origin only (api/docs.py
 serves them; nothing comes from a CDN, so the docs work offline).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
 from api.docs import DOCS_URL, REDOC_URL
 from shared.config import Settings
+from shared.errors import CrossSiteRequest
+
+#: where api/web.py serves the web app's files (the page itself is at /)
+WEB_PREFIX = "/web"
+#: Sec-Fetch-Site values of a request this origin's own pages (or the user, typing) started
+_OWN_SITE = {"same-origin", "none"}
 
 _ALWAYS = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -24,6 +31,12 @@ API_CSP = f"default-src 'none'; {_ALWAYS}"
 # fetch /openapi.json; ReDoc runs its search in a blob: worker; icons are data: URIs.
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             f"font-src 'self'; connect-src 'self'; worker-src 'self' blob:; {_ALWAYS}")
+# The web app (web/, served at / by api/web.py): its own scripts and styles only, never inline;
+# recordings play from blob: (listen back before upload) and from this origin; the level meter
+# needs no worker. `connect-src 'self'` keeps fetch and EventSource on this origin.
+WEB_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "media-src 'self' blob:; connect-src 'self'; manifest-src 'self'; "
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 HSTS = "max-age=31536000; includeSubDomains"
 
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Range", "X-Request-ID"]
@@ -31,6 +44,8 @@ CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "Location", "Content-Range
 
 
 def _csp_for(path: str, docs_url: str | None, redoc_url: str | None) -> str:
+    if path == "/" or path.startswith(WEB_PREFIX + "/"):
+        return WEB_CSP
     if (docs_url and (path == docs_url or path.startswith(docs_url + "/"))) or (redoc_url and path == redoc_url):
         return DOCS_CSP
     return API_CSP
@@ -74,12 +89,34 @@ def install(app: FastAPI, settings: Settings) -> None:
     context middleware, so preflights are still logged with a request id."""
     origins = settings.cors_origin_list
     if origins:
-        # No cookies are used (bearer tokens only), so credentials stay off.
+        # Only the web app served from this origin uses the session cookie; other origins call
+        # with bearer tokens, so credentials stay off.
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=CORS_ALLOW_HEADERS,
                            expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production,
                        docs_url=DOCS_URL, redoc_url=REDOC_URL)
+
+
+def _own_origin(request: Request, settings: Settings) -> str:
+    if settings.public_base_url:
+        parts = urlsplit(settings.public_base_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+
+
+def require_same_origin(request: Request, settings: Settings) -> None:
+    """Refuse (403 CROSS_SITE_REQUEST) a request another site's page made the browser send.
+    Browsers mark every request with Sec-Fetch-Site and every non-GET one with Origin, and a
+    page cannot forge either; a client that sends neither is no browser and so carries no
+    cookie a victim's browser attached. Behind a TLS proxy set PUBLIC_BASE_URL: the origin is
+    then compared with it, not with what the proxy forwarded."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in _OWN_SITE:
+        raise CrossSiteRequest(f"This request came from another site ({site}); it is refused.")
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/").lower() != _own_origin(request, settings):
+        raise CrossSiteRequest("This request came from another origin; it is refused.")
 
 
 def client_ip(request: Request, settings: Settings) -> str:

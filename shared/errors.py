@@ -96,6 +96,15 @@ class Forbidden(AppError):
     default_action = "Ask an administrator for access."
 
 
+class CrossSiteRequest(AppError):
+    """A cookie-authenticated write (or a session login) that a page of another site started:
+    the browser attached our cookie, so only the request's origin tells it apart (CSRF)."""
+
+    code = "CROSS_SITE_REQUEST"
+    status = 403
+    default_action = "Use the app at its own address, or send a bearer token instead of the cookie."
+
+
 class NotFound(AppError):
     code = "NOT_FOUND"
     status = 404
@@ -294,6 +303,7 @@ class ErrorCode(StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     FORBIDDEN = "FORBIDDEN"
+    CROSS_SITE_REQUEST = "CROSS_SITE_REQUEST"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     ALREADY_EXISTS = "ALREADY_EXISTS"

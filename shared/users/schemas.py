@@ -41,6 +41,13 @@ class TokenResponse(BaseModel):
         "header on later logins, so failed guesses by others never hold this client back."))
 
 
+class SessionResponse(BaseModel):
+    """A browser session: the token travels in an HttpOnly cookie the page cannot read, so a
+    script injected into the page cannot carry it away."""
+
+    expires_in: int = Field(description="Seconds until the session cookie expires; log in again after that.")
+
+
 class UserSettings(_Strict):
     """A user's preferences; every field has a default so older records read cleanly."""
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 
@@ -25,12 +25,18 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield browser
-        browser.close()
+def playwright() -> Iterator[Playwright]:
+    # one driver for the session: a second sync_playwright() inside the first one's loop is refused
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
+    yield browser
+    browser.close()
 
 
 class OfflinePage:
@@ -60,3 +66,40 @@ def offline_page(browser) -> Iterator[OfflinePage]:
     page = context.new_page()
     yield OfflinePage(page)
     context.close()
+
+
+#: the fake microphone: Chromium plays this file (looped) as the capture device, and accepts
+#: the permission prompt itself
+FAKE_MIC_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="session")
+def fake_mic_wav(tmp_path_factory) -> str:
+    """The repo's voice sample as the WAV Chromium's fake capture device reads (it wants PCM)."""
+    import subprocess
+
+    from tests.conftest import SAMPLE
+
+    wav = tmp_path_factory.mktemp("fake-mic") / "voice.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(SAMPLE), "-ac", "1", "-ar", "48000",
+                    "-c:a", "pcm_s16le", str(wav)], check=True, timeout=120)
+    return str(wav)
+
+
+@pytest.fixture(scope="session")
+def mic_browser(playwright, fake_mic_wav) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True,
+        args=["--no-sandbox", "--disable-dev-shm-usage", *FAKE_MIC_ARGS,
+              f"--use-file-for-fake-audio-capture={fake_mic_wav}"])
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory):
+    """Where every screen's picture goes, for people to look at: under this run's output folder."""
+    folder = tmp_path_factory.getbasetemp() / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder
