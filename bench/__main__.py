@@ -107,7 +107,8 @@ def _notes(r: dict) -> str:
     if name == "speaker_embedding":
         return (f"speaker analysis of {r['speech_s']} s of speech, one core; resemblyzer's overlapping windows "
                 f"{r['resemblyzer_rate_x']}x; clone DSP {r['clean_with_checks_x']}x with the checks, "
-                f"{r['baseline']}x without (ratio = slowdown)")
+                f"{r['baseline']}x without (ratio = slowdown); voice match: "
+                + "; ".join(f"{k} {v['score']} ({v['band']}, cos {v['cosine']})" for k, v in r["scores"].items()))
     if name in SCRIPTS:
         return f"ffmpeg {r['baseline']}x; CPU time on one core (wall: {r.get('x_real_time_wall', '-')}x)"
     return ""

@@ -9,7 +9,10 @@ core with one BLAS thread, in CPU seconds, the sides taking turns within each ro
   second), the rate `embed_utterance` uses by default;
 * baseline: clean_sample without the speaker analysis (the analysis swapped for its result,
   computed beforehand), x real time of the upload; `ratio` is clean_sample with the analysis
-  over without it, so 1.20 would be the 20 % the issue allows.
+  over without it, so 1.20 would be the 20 % the issue allows;
+* scores: the voice match scale (docs/VOICE_MATCH.md) on three pairs: one speaker's two halves,
+  that speaker against the offline stand-in's rendering of the calibration phrase (espeak-ng
+  shaped to the speaker's pitch and pace, as the local provider does), and two real speakers.
 
 Prints one JSON line. Usage: python bench/speaker_embedding.py [--quick]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,15 +32,45 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
+import numpy as np  # noqa: E402
+
 from bench.clone_dsp import SAMPLE_S, interleaved, looped_sample  # noqa: E402
 from shared.audio import clean  # noqa: E402
 from shared.audio.codec import decode_to_mono  # noqa: E402
 from shared.audio.speaker.checks import analyse_speech, speech_only  # noqa: E402
-from shared.audio.speaker.encoder import embed_utterance, encoder_input  # noqa: E402
+from shared.audio.speaker.encoder import cosine, embed_utterance, encoder_input  # noqa: E402
+from shared.audio.speaker.match import CALIBRATION_PHRASE, match_score, speech_embedding  # noqa: E402
 from shared.audio.vad import detect_speech  # noqa: E402
+from shared.audio.voiceprint import measure_voiceprint  # noqa: E402
+from shared.providers.voice.local import espeak_pitch, espeak_wpm  # noqa: E402
 
 TARGET_X_REALTIME = 50.0
 MAX_CLONE_SLOWDOWN = 1.20
+FIXTURES = REPO / "fixtures" / "voice"
+SCORE_SR = 16000
+
+
+def stand_in_rendering(voice: np.ndarray) -> np.ndarray:
+    """The calibration phrase as the local stand-in speaks it for this voice."""
+    traits = measure_voiceprint(voice, SCORE_SR)
+    variant, pitch = espeak_pitch(traits.f0_hz)
+    wav = subprocess.run(["espeak-ng", "--stdout", "-v", "en" + (f"+{variant}" if variant else ""), "-p", str(pitch),
+                          "-s", str(espeak_wpm(traits.syllables_per_s)), CALIBRATION_PHRASE],
+                         capture_output=True, check=True).stdout
+    return decode_to_mono(wav, SCORE_SR)
+
+
+def score_table() -> dict:
+    one = decode_to_mono((FIXTURES / "sample_en_49s.mp3").read_bytes(), SCORE_SR)
+    other = decode_to_mono((FIXTURES / "librivox_austen_25s.mp3").read_bytes(), SCORE_SR)
+    half = len(one) // 2
+    whole = speech_embedding(one, SCORE_SR)
+    pairs = {
+        "same speaker, two halves": (speech_embedding(one[:half], SCORE_SR), speech_embedding(one[half:], SCORE_SR)),
+        "same speaker vs the stand-in's rendering": (whole, speech_embedding(stand_in_rendering(one), SCORE_SR)),
+        "two different speakers": (whole, speech_embedding(other, SCORE_SR)),
+    }
+    return {name: match_score(cosine(a, b)).to_dict() for name, (a, b) in pairs.items()}
 
 
 def main() -> None:
@@ -85,6 +119,7 @@ def main() -> None:
         "clean_with_checks_x": round(SAMPLE_S / with_cpu, 1),
         "clean_with_checks_cpu_s": round(with_cpu, 4),
         "clean_without_checks_cpu_s": round(without_cpu, 4),
+        "scores": score_table(),
     }))
 
 

@@ -120,8 +120,11 @@ def upload(sample: Path = typer.Argument(..., exists=True, dir_okay=False, reada
     out.print(table)
     match = result.get("voice_match")
     if match:
-        out.print(f"voice match: {match['score']}/100 ({match['band']}): how much the new voice sounds like "
-                  f"the sample")
+        out.print(f"voice match: {_match_text(match)}: how much the new voice sounds like the sample")
+
+
+def _match_text(match: dict) -> str:
+    return f"{match['score']}/100 ({match['band']})"
 
 
 @cli.command()
@@ -150,6 +153,8 @@ def perform_cmd(routine: str = typer.Option(..., "--routine", "-r"), topic: str 
     r = job["result"]
     out.print(f"recording {r['recording_id']}: {r['duration_s']:.1f} s, {r['chars']['effective']} characters "
               f"charged ({r['charCount']} / {r['monthlyLimit']} this month)")
+    if r.get("voice_match"):
+        out.print(f"voice match: {_match_text(r['voice_match'])}")
     out.print(f"download: newvisions recordings download {r['recording_id']}")
 
 
@@ -175,11 +180,12 @@ def recordings_list(limit: int = typer.Option(20, min=1, max=100), api_url: str 
     with api(api_url) as c:
         page = c.recordings(limit)
     table = Table(title=f"{page['total']} recordings")
-    for col in ("id", "title", "date", "routine", "seconds", "chars"):
+    for col in ("id", "title", "date", "routine", "seconds", "chars", "voice match"):
         table.add_column(col)
     for item in page["items"]:
+        match = item.get("voice_match")
         table.add_row(item["id"], item["title"] or "", item["date"] or "", item["routine_type"] or "",
-                      f"{item['duration_s']:.1f}", str(item["chars_effective"]))
+                      f"{item['duration_s']:.1f}", str(item["chars_effective"]), _match_text(match) if match else "-")
     out.print(table)
 
 

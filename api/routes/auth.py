@@ -2,8 +2,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from api.deps import (DEVICE_COOKIE, JSON_BODY, LIMITED, SESSION_COOKIE, STORES, ClientIP, Db, Redis, RegisterLimit,
-                      SettingsDep)
+from api.deps import (
+    DEVICE_COOKIE,
+    JSON_BODY,
+    LIMITED,
+    SESSION_COOKIE,
+    STORES,
+    ClientIP,
+    Db,
+    Redis,
+    RegisterLimit,
+    SettingsDep,
+)
 from api.openapi import SESSION_SET_COOKIE, error_responses
 from api.security import require_same_origin
 from shared.errors import ActivationCodeInvalid, AlreadyExists, CrossSiteRequest, InvalidCredentials, RateLimited

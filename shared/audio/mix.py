@@ -146,6 +146,10 @@ class RenderedNote:
     duration_s: float
     loudness_lufs: float
     true_peak_dbtp: float
+    sample_rate: int
+    #: the joined voice chunks before the fan bed and normalisation, at `sample_rate`: what a
+    #: voice match score should hear (the fan is not the voice)
+    voice: np.ndarray
 
 
 @lru_cache(maxsize=4)
@@ -191,4 +195,6 @@ def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, backgrou
         duration_s=len(final.samples) / sample_rate,
         loudness_lufs=final.loudness_after_lufs,
         true_peak_dbtp=final.true_peak_dbtp,
+        sample_rate=sample_rate,
+        voice=voice,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.voices.schemas import VoiceMatch
+
 
 class TargetWords(BaseModel):
     min: int = Field(examples=[60])
@@ -62,3 +64,5 @@ class PerformResult(BaseModel):
     model: str = Field(description="The voice model.")
     text_provider: str = Field(description="Who wrote the text: `gemini` or `local`.")
     fell_back: bool = Field(description="The configured writer failed and the local composer wrote it.")
+    voice_match: VoiceMatch | None = Field(None, description=(
+        "How much the note's voice sounds like its owner's sample; null when not scored."))

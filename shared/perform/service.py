@@ -39,6 +39,7 @@ from shared.quota import service as quota
 from shared.quota.costs import effective_chars, raw_chars_within
 from shared.recordings import service as recordings
 from shared.users.service import read_settings
+from shared.voices.clone import score_note
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float | None], None]
@@ -181,6 +182,8 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
     except ValueError as exc:  # silent or empty audio from the provider
         raise ProviderUnavailable(f"The voice provider returned unusable audio ({exc}).") from exc
 
+    voice_match = score_note(rendered.voice, rendered.sample_rate, user)
+
     progress("storing", 0.9)
     recording = recordings.store(db, job_id=job["_id"], user_id=job["user_id"], mp3=rendered.mp3, meta={
         "title": prefs.voice_note_name or routine.title(prefs.language),
@@ -189,7 +192,7 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         "duration_s": round(rendered.duration_s, 3), "loudness_lufs": round(rendered.loudness_lufs, 2),
         "voice_id": voice_id, "chars_raw": raw, "chars_effective": effective, "provider_cost": provider_cost,
         "model": provider.model_id, "provider": provider.name, "text_provider": note["provider"],
-        "text_model": note["model"]})
+        "text_model": note["model"], "voice_match": voice_match})
     quota.settle(db, user["_id"], job["_id"], held, raw=raw, effective=effective, provider_cost=provider_cost,
                  also_set={"last_perform_at": now()})
     charged = quota.state(db, user["_id"])
@@ -211,6 +214,7 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         "model": provider.model_id,
         "text_provider": note["provider"],
         "fell_back": note["fell_back"],
+        "voice_match": recording.get("voice_match"),
     }
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from shared.voices.schemas import VoiceMatch
+
 
 class Recording(BaseModel):
     """One voice note. Every field is sent; those a note may lack are null."""
@@ -25,6 +27,8 @@ class Recording(BaseModel):
     provider: str | None = Field(description="The voice provider.")
     text: str | None = Field(description="The text that was spoken.")
     loudness_lufs: float | None = Field(description="Integrated loudness of the MP3 (target -16).")
+    voice_match: VoiceMatch | None = Field(None, description=(
+        "How much the note's voice sounds like its owner's sample; null when not scored."))
     job_id: str | None = Field(description="The perform job that made it.")
     created_at: dt.datetime | None
     audio_url: str = Field(description="Where to download the MP3 (supports Range).",

@@ -25,7 +25,8 @@ from shared.errors import NotFound, ValidationFailed
 from shared.recordings.schemas import Recording, RecordingPage
 
 PUBLIC_FIELDS = ("title", "date", "routine_type", "topic", "duration_s", "size", "voice_id", "chars_raw",
-                 "chars_effective", "model", "provider", "text", "loudness_lufs", "job_id", "created_at")
+                 "chars_effective", "model", "provider", "text", "loudness_lufs", "job_id", "created_at",
+                 "voice_match")
 #: notes up to this size are stored inline (a 3-minute note at 128 kbit/s is about 2.9 MB);
 #: MongoDB's document limit is 16 MB
 INLINE_MAX_BYTES = 8 * 1024 * 1024

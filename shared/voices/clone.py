@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bson import ObjectId
+import numpy as np
+from bson import Binary, ObjectId
 from pymongo.database import Database
 
 from shared import metrics, ratelimit, storage
 from shared.audio.clean import SampleRules, clean_sample
 from shared.audio.codec import decode_to_mono, probe
+from shared.audio.speaker.checks import WINDOWS_PER_S as NOTE_WINDOWS_PER_S
 from shared.audio.speaker.encoder import SAMPLE_RATE as SPEAKER_SR
 from shared.audio.speaker.match import CALIBRATION_PHRASE, score_speech
 from shared.clock import now
@@ -194,6 +196,22 @@ def voice_match_flag(voice_match: dict[str, Any] | None, floor: int) -> dict[str
             "action": "Record a new sample in a quiet room."}
 
 
+def sample_embedding(user: dict[str, Any]) -> np.ndarray | None:
+    """The speaker embedding of the user's current sample, or None (cloned before voice match)."""
+    raw = (user.get("sample") or {}).get("speaker_embedding")
+    return np.frombuffer(bytes(raw), dtype="<f4") if raw else None
+
+
+def score_note(voice: np.ndarray, sample_rate: int, user: dict[str, Any]) -> dict[str, Any] | None:
+    """How much a note's voice sounds like the user's sample, as {score, band, cosine}; None
+    when there is no sample embedding or no speech."""
+    owner = sample_embedding(user)
+    if owner is None:
+        return None
+    match = score_speech(voice, sample_rate, owner, windows_per_s=NOTE_WINDOWS_PER_S)
+    return match.to_dict() if match else None
+
+
 def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleaned, quality: dict,
                  *, action: str, voice_record: dict | None = None, previous_id: str | None = None,
                  voice_match: dict[str, Any] | None = None, voice_flag: dict[str, Any] | None = None) -> None:
@@ -207,6 +225,7 @@ def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleane
             "user_id": job["user_id"], "kind": "normalized", "sha256": cleaned.sha256, "job_id": job["_id"]})
     sample = {"job_id": job["_id"], "original_id": payload["original_id"], "normalized_id": str(normalized_id),
               "sha256": cleaned.sha256, "quality": quality, "format": payload.get("format"),
+              "speaker_embedding": Binary(np.asarray(cleaned.speaker_embedding, "<f4").tobytes()),
               "saved_at": now()}
     changes: dict[str, Any] = {"last_clone": {"job_id": job["_id"], "action": action, "error": None, "at": now()},
                                "updated_at": now()}

@@ -40,9 +40,11 @@ def test_register_upload_perform_download(api_url, workers, new_user, tmp_path):
     perf = run(api_url, tmp_path, "perform", "--routine", "gratitude", "--topic", "my garden", "--wait")
     assert perf.returncode == 0, perf.stderr
     recording_id = perf.stdout.split("recording ", 1)[1].split(":", 1)[0]
+    assert "voice match: " in perf.stdout and "(far)" in perf.stdout
 
     listing = run(api_url, tmp_path, "recordings", "list")
     assert listing.returncode == 0 and recording_id in listing.stdout
+    assert "voice match" in listing.stdout and "(far)" in listing.stdout
 
     dl = run(api_url, tmp_path, "recordings", "download", recording_id, "--to", str(tmp_path / "notes"))
     assert dl.returncode == 0, dl.stderr

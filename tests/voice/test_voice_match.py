@@ -71,3 +71,21 @@ def test_match_flag_only_under_the_floor():
     assert voice_match_flag(far, 0) is None  # floor 0: never flagged
     assert voice_match_flag(far, 12) is None
     assert voice_match_flag(far, 13)["action"] == "Record a new sample in a quiet room."
+
+
+def test_every_note_is_scored_and_the_score_kept_on_its_recording(client, new_user, workers, db):
+    from bson import ObjectId
+
+    from tests.perform.helpers import perform_ok, user_with_voice
+
+    user, headers = user_with_voice(client, new_user)
+    user_doc = db["users"].find_one({"_id": ObjectId(user["id"])})
+    assert len(bytes(user_doc["sample"]["speaker_embedding"])) == 256 * 4  # float32, kept with the sample
+    result = perform_ok(client, headers)["result"]
+    match = result["voice_match"]
+    # the note is the espeak stand-in speaking: as far from the human sample as the phrase was
+    assert match["band"] == "far" and 0 <= match["score"] < 35 and match["cosine"] < 0.72
+    recording = client.get(f"/recordings/{result['recording_id']}", headers=headers).json()
+    assert recording["voice_match"] == match
+    listing = client.get("/recordings", headers=headers).json()["items"]
+    assert listing[0]["voice_match"] == match

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.audio.speaker.checks import speech_only
-from shared.audio.speaker.encoder import cosine, embed_utterance, encoder_input
+from shared.audio.speaker.encoder import PARTIALS_PER_S, cosine, embed_utterance, encoder_input
 from shared.audio.vad import detect_speech
 
 #: about 7 s spoken: long enough for four overlapping 1.6 s windows, short enough to cost
@@ -52,19 +52,23 @@ def match_score(cos: float) -> MatchScore:
     return MatchScore(float(cos), score, band)
 
 
-def speech_embedding(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
-    """(256,) embedding of the speech in a recording (pauses cut out), or None if it has none."""
+def speech_embedding(samples: np.ndarray, sample_rate: int,
+                     windows_per_s: float = PARTIALS_PER_S) -> np.ndarray | None:
+    """(256,) embedding of the speech in a recording (pauses cut out), or None if it has none.
+    A short phrase wants resemblyzer's overlapping windows; a long note is as well served by
+    edge-to-edge ones (shared.audio.speaker.checks.WINDOWS_PER_S) at half the cost."""
     regions = detect_speech(samples, sample_rate).padded_regions(0.0, 0.2)
     speech = speech_only(samples, regions)
     if len(speech) == 0:
         return None
-    return embed_utterance(encoder_input(speech, sample_rate)).vector
+    return embed_utterance(encoder_input(speech, sample_rate), windows_per_s=windows_per_s).vector
 
 
-def score_speech(samples: np.ndarray, sample_rate: int, owner_embedding: np.ndarray) -> MatchScore | None:
+def score_speech(samples: np.ndarray, sample_rate: int, owner_embedding: np.ndarray,
+                 windows_per_s: float = PARTIALS_PER_S) -> MatchScore | None:
     """How much the speech in `samples` sounds like the owner of `owner_embedding`; None when
     there is no speech to judge."""
-    embedding = speech_embedding(samples, sample_rate)
+    embedding = speech_embedding(samples, sample_rate, windows_per_s)
     if embedding is None:
         return None
     return match_score(cosine(embedding, np.asarray(owner_embedding, dtype=np.float32)))
