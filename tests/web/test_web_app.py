@@ -55,6 +55,16 @@ def open_app(browser, api_url, **context_args):
     return context, page, errors
 
 
+def logged_in_page(browser, api_url, new_user):
+    """A fresh user's page, logged in through the context's request client (it shares the
+    browser's cookies), for tests about what comes after the account screens."""
+    user = new_user.register()
+    context = browser.new_context()
+    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
+                                                                  "password": user["password"]}).ok
+    return context, context.new_page()
+
+
 def test_the_app_is_served_at_the_root_with_its_own_policy(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -236,12 +246,7 @@ def test_spanish_at_360_px(mic_browser, api_url, new_user, screenshots):
 
 
 def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, screenshots):
-    user = new_user.register()
-    context = browser.new_context()
-    page = context.new_page()
-    # the context's request client shares the browser's cookies: this logs the page in
-    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
-                                                                  "password": user["password"]}).ok
+    context, page = logged_in_page(browser, api_url, new_user)
     outage = {"error": "SERVICE_UNAVAILABLE", "message": "A backing service (database or queue) is unreachable.",
               "action": "Try again in a minute."}
     page.route("**/recordings?*", lambda route: route.fulfill(status=503, json=outage))
@@ -268,11 +273,7 @@ def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, s
 def test_a_note_in_progress_shows_in_the_library_and_its_stream_resumes(browser, api_url, workers, new_user):
     from tests.conftest import SAMPLE
 
-    user = new_user.register()
-    context = browser.new_context()
-    page = context.new_page()
-    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
-                                                                  "password": user["password"]}).ok
+    context, page = logged_in_page(browser, api_url, new_user)
     upload = context.request.post(f"{api_url}/user/voice", multipart={"file": {
         "name": "sample.mp3", "mimeType": "audio/mpeg", "buffer": SAMPLE.read_bytes()}})
     assert upload.status == 202, upload.text()
@@ -295,4 +296,22 @@ def test_a_note_in_progress_shows_in_the_library_and_its_stream_resumes(browser,
     expect(page.locator("[data-recording]")).to_have_count(1, timeout=60_000)
     expect(pending).to_have_count(0)
     expect(page.locator("[data-recording]")).to_contain_text("a walk by the sea")
+    context.close()
+
+
+def test_logging_in_with_the_keyboard_alone(browser, api_url, new_user):
+    user = new_user.register()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(api_url)
+    heading = page.get_by_role("heading", name="Log in")
+    expect(heading).to_be_focused()  # each screen moves focus to its heading, for screen readers
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Username or email")).to_be_focused()
+    page.keyboard.type(user["username"])
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(user["password"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Record your voice")).to_be_focused()
     context.close()
