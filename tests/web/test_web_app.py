@@ -315,3 +315,24 @@ def test_logging_in_with_the_keyboard_alone(browser, api_url, new_user):
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Record your voice")).to_be_focused()
     context.close()
+
+
+def test_the_library_pages_newest_first(browser, api_url, new_user, db):
+    from shared.recordings.service import store
+
+    context, page = logged_in_page(browser, api_url, new_user)
+    user_id = context.request.get(f"{api_url}/user/me").json()["id"]
+    for n in range(1, 13):
+        store(db, job_id=f"paging-{uuid.uuid4().hex}", user_id=user_id, mp3=b"\xff\xfb" * 64,
+              meta={"title": f"Note {n}", "routine_type": "morning_motivation", "topic": f"topic {n}",
+                    "duration_s": 30.0})
+    page.goto(f"{api_url}/#/library")
+    cards = page.locator("[data-recording]")
+    expect(cards).to_have_count(10)  # one page
+    expect(cards.first).to_contain_text("Note 12")
+    more = page.get_by_role("button", name="Show more")
+    more.click()
+    expect(cards).to_have_count(12)
+    expect(cards.last).to_contain_text("Note 1")
+    expect(more).to_be_hidden()
+    context.close()
