@@ -116,11 +116,15 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("button", name="Use this recording")).to_be_visible()
     expect(page.get_by_role("button", name="Record again")).to_be_visible()
+    listen_back = page.get_by_label("Listen back")
+    expect(listen_back).to_be_visible()
+    assert listen_back.evaluate("a => a.src").startswith("blob:")  # the take itself, before any upload
     look(page, screenshots, "04-recorded")
     page.get_by_role("button", name="Use this recording").click()
 
     # the clone's stages arrive live, then the quality report in plain words
     expect(page.locator(".stages[data-state=succeeded]")).to_be_visible(timeout=120_000)
+    assert page.get_by_label("Uploading").evaluate("p => p.value") == 1  # the upload's progress bar
     report = page.locator(".quality")
     expect(report).to_contain_text("seconds of speech")
     expect(report).to_contain_text("Background noise")
