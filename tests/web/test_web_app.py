@@ -340,3 +340,26 @@ def test_the_library_pages_newest_first(browser, api_url, new_user, db):
     expect(cards.last).to_contain_text("Note 1")
     expect(more).to_be_hidden()
     context.close()
+
+
+def test_a_chosen_file_that_is_refused_shows_why_and_what_to_do(browser, api_url, workers, new_user, tmp_path,
+                                                              screenshots):
+    import subprocess
+
+    from shared.errors import SampleTooQuiet
+
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono",
+                    "-t", "35", str(silence)], check=True, timeout=60)
+    context, page = logged_in_page(browser, api_url, new_user)
+    page.goto(f"{api_url}/#/record")
+    page.get_by_label("Or choose a file").set_input_files(str(silence))
+    rejection = page.locator(".rejection")
+    expect(rejection).to_be_visible(timeout=120_000)
+    expect(rejection).to_contain_text(SampleTooQuiet.default_action)
+    expect(page.get_by_role("button", name="Record again")).to_be_visible()
+    look(page, screenshots, "13-sample-refused")
+    page.get_by_role("link", name="Your voice").click()
+    expect(page.locator(".state")).to_contain_text("not accepted")
+    expect(page.locator(".rejection")).to_contain_text(SampleTooQuiet.default_action)
+    context.close()
