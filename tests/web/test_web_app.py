@@ -55,6 +55,16 @@ def open_app(browser, api_url, **context_args):
     return context, page, errors
 
 
+def logged_in_page(browser, api_url, new_user):
+    """A fresh user's page, logged in through the context's request client (it shares the
+    browser's cookies), for tests about what comes after the account screens."""
+    user = new_user.register()
+    context = browser.new_context()
+    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
+                                                                  "password": user["password"]}).ok
+    return context, context.new_page()
+
+
 def test_the_app_is_served_at_the_root_with_its_own_policy(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -106,11 +116,15 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("button", name="Use this recording")).to_be_visible()
     expect(page.get_by_role("button", name="Record again")).to_be_visible()
+    listen_back = page.get_by_label("Listen back")
+    expect(listen_back).to_be_visible()
+    assert listen_back.evaluate("a => a.src").startswith("blob:")  # the take itself, before any upload
     look(page, screenshots, "04-recorded")
     page.get_by_role("button", name="Use this recording").click()
 
     # the clone's stages arrive live, then the quality report in plain words
     expect(page.locator(".stages[data-state=succeeded]")).to_be_visible(timeout=120_000)
+    assert page.get_by_label("Uploading").evaluate("p => p.value") == 1  # the upload's progress bar
     report = page.locator(".quality")
     expect(report).to_contain_text("seconds of speech")
     expect(report).to_contain_text("Background noise")
@@ -236,12 +250,7 @@ def test_spanish_at_360_px(mic_browser, api_url, new_user, screenshots):
 
 
 def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, screenshots):
-    user = new_user.register()
-    context = browser.new_context()
-    page = context.new_page()
-    # the context's request client shares the browser's cookies: this logs the page in
-    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
-                                                                  "password": user["password"]}).ok
+    context, page = logged_in_page(browser, api_url, new_user)
     outage = {"error": "SERVICE_UNAVAILABLE", "message": "A backing service (database or queue) is unreachable.",
               "action": "Try again in a minute."}
     page.route("**/recordings?*", lambda route: route.fulfill(status=503, json=outage))
@@ -268,11 +277,7 @@ def test_an_outage_shows_the_api_error_and_a_retry(browser, api_url, new_user, s
 def test_a_note_in_progress_shows_in_the_library_and_its_stream_resumes(browser, api_url, workers, new_user):
     from tests.conftest import SAMPLE
 
-    user = new_user.register()
-    context = browser.new_context()
-    page = context.new_page()
-    assert context.request.post(f"{api_url}/auth/session", data={"username": user["username"],
-                                                                  "password": user["password"]}).ok
+    context, page = logged_in_page(browser, api_url, new_user)
     upload = context.request.post(f"{api_url}/user/voice", multipart={"file": {
         "name": "sample.mp3", "mimeType": "audio/mpeg", "buffer": SAMPLE.read_bytes()}})
     assert upload.status == 202, upload.text()
@@ -295,4 +300,66 @@ def test_a_note_in_progress_shows_in_the_library_and_its_stream_resumes(browser,
     expect(page.locator("[data-recording]")).to_have_count(1, timeout=60_000)
     expect(pending).to_have_count(0)
     expect(page.locator("[data-recording]")).to_contain_text("a walk by the sea")
+    context.close()
+
+
+def test_logging_in_with_the_keyboard_alone(browser, api_url, new_user):
+    user = new_user.register()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(api_url)
+    heading = page.get_by_role("heading", name="Log in")
+    expect(heading).to_be_focused()  # each screen moves focus to its heading, for screen readers
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Username or email")).to_be_focused()
+    page.keyboard.type(user["username"])
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(user["password"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Record your voice")).to_be_focused()
+    context.close()
+
+
+def test_the_library_pages_newest_first(browser, api_url, new_user, db):
+    from shared.recordings.service import store
+
+    context, page = logged_in_page(browser, api_url, new_user)
+    user_id = context.request.get(f"{api_url}/user/me").json()["id"]
+    for n in range(1, 13):
+        store(db, job_id=f"paging-{uuid.uuid4().hex}", user_id=user_id, mp3=b"\xff\xfb" * 64,
+              meta={"title": f"Note {n}", "routine_type": "morning_motivation", "topic": f"topic {n}",
+                    "duration_s": 30.0})
+    page.goto(f"{api_url}/#/library")
+    cards = page.locator("[data-recording]")
+    expect(cards).to_have_count(10)  # one page
+    expect(cards.first).to_contain_text("Note 12")
+    more = page.get_by_role("button", name="Show more")
+    more.click()
+    expect(cards).to_have_count(12)
+    expect(cards.last).to_contain_text("Note 1")
+    expect(more).to_be_hidden()
+    context.close()
+
+
+def test_a_chosen_file_that_is_refused_shows_why_and_what_to_do(browser, api_url, workers, new_user, tmp_path,
+                                                              screenshots):
+    import subprocess
+
+    from shared.errors import SampleTooQuiet
+
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono",
+                    "-t", "35", str(silence)], check=True, timeout=60)
+    context, page = logged_in_page(browser, api_url, new_user)
+    page.goto(f"{api_url}/#/record")
+    page.get_by_label("Or choose a file").set_input_files(str(silence))
+    rejection = page.locator(".rejection")
+    expect(rejection).to_be_visible(timeout=120_000)
+    expect(rejection).to_contain_text(SampleTooQuiet.default_action)
+    expect(page.get_by_role("button", name="Record again")).to_be_visible()
+    look(page, screenshots, "13-sample-refused")
+    page.get_by_role("link", name="Your voice").click()
+    expect(page.locator(".state")).to_contain_text("not accepted")
+    expect(page.locator(".rejection")).to_contain_text(SampleTooQuiet.default_action)
     context.close()
