@@ -1,8 +1,8 @@
 """Run the benchmarks: `python -m bench [--quick] [--only NAME[,NAME...]]` (`make bench`).
 
 Writes bench/results/latest.json (a list, one object per benchmark: name, value, baseline,
-ratio, target, met, unit and details; with --only, the other entries of the previous file are
-kept) and regenerates the results table in bench/README.md between its markers.
+ratio, target, met, unit and details; with --only, the other entries of the previous run of
+the same form, quick or full, are kept) and regenerates the results table in bench/README.md between its markers.
 A missed target is a result, not an error: the exit code is non-zero only when a benchmark
 could not run.
 """
@@ -175,17 +175,20 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault(name, _failed(name, exc))
         finally:
             stack.close()
+    # --only merges into the previous run of the same form, so a quick re-run of one benchmark
+    # never mixes into (or overwrites) the full run's figures
+    form_results = RESULTS.with_name(f"latest-{'quick' if args.quick else 'full'}.json")
     previous = {}
-    if args.only and RESULTS.exists():
-        previous = {r["name"]: r for r in json.loads(RESULTS.read_text())}
+    if args.only and form_results.exists():
+        previous = {r["name"]: r for r in json.loads(form_results.read_text())}
     merged = {**previous, **results}
     ordered = [merged[n] for n in ORDER if n in merged]
     for r in ordered:
-        r["quick"] = r.get("quick", args.quick) if r["name"] not in results else args.quick
+        r["quick"] = args.quick
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
-    # the last run of each form is kept too (latest.json is whichever ran last)
-    RESULTS.with_name(f"latest-{'quick' if args.quick else 'full'}.json").write_text(json.dumps(ordered, indent=2) + "\n")
+    # latest.json is whichever form ran last; latest-<form>.json keeps each form's own
+    for path in (RESULTS, form_results):
+        path.write_text(json.dumps(ordered, indent=2) + "\n")
     elapsed = time.time() - started
     write_readme(ordered, args.quick, elapsed, load_at_start)
     for r in ordered:
