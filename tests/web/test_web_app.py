@@ -128,8 +128,13 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     report = page.locator(".quality")
     expect(report).to_contain_text("seconds of speech")
     expect(report).to_contain_text("Background noise")
-    look(page, screenshots, "05-cloned")
     meta = page.request.get(f"{api_url}/user/voice/meta").json()
+    # how much the new voice sounds like the take: the offline stand-in honestly scores far
+    match = meta["voice_match"]
+    assert match["band"] == "far", match
+    expect(page.locator(".result .match")).to_have_text(
+        f"Sounds like you: {match['score']} / 100, far: it does not sound much like you")
+    look(page, screenshots, "05-cloned")
     quality = meta["sample"]["quality"]
     # the fake microphone's speech, not silence: most of the take is speech, at its length
     assert RECORD_SECONDS - 3 <= quality["duration_before_s"] <= RECORD_SECONDS + 4, quality
@@ -140,6 +145,12 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     page.get_by_role("link", name="Your voice").click()
     expect(page.locator(".state[data-state=ready]")).to_be_visible()
     expect(page.get_by_role("link", name="Update voice sample")).to_be_visible()
+    # its match, and (under the tests' floor of 35) what to do about it
+    match_card = page.locator(".match-card")
+    expect(match_card).to_contain_text(f"{match['score']} / 100, far")
+    expect(match_card.get_by_role("meter", name="Voice match")).to_have_attribute("value", str(match["score"]))
+    expect(match_card).to_contain_text(meta["voice_flag"]["message"])
+    expect(match_card).to_contain_text("Record a new sample in a quiet room.")
     source = page.request.get(f"{api_url}/user/voice/source")
     assert source.status == 200 and source.headers["content-type"] == "audio/mpeg"
     look(page, screenshots, "06-your-voice")
@@ -161,6 +172,7 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     note_audio.evaluate("a => a.play()")
     page.wait_for_function("() => document.querySelector('.note audio').currentTime > 0.5", timeout=20_000)
     expect(page.get_by_role("link", name="Download")).to_have_attribute("download", "Voice note.mp3")
+    expect(page.locator(".note .match")).to_contain_text("/ 100, far")  # the note's voice, scored too
     look(page, screenshots, "08-performed")
 
     # the library: the note is there; it seeks (Range) and plays; deleting it removes it
@@ -168,6 +180,9 @@ def test_the_whole_journey_in_the_browser(mic_browser, api_url, workers, new_use
     cards = page.locator("[data-recording]")
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text("my first marathon on Sunday")
+    note_match = page.request.get(f"{api_url}/recordings").json()["items"][0]["voice_match"]
+    expect(cards.first.locator(".match")).to_have_text(
+        f"Sounds like you: {note_match['score']} / 100, far: it does not sound much like you")
     look(page, screenshots, "09-library")
     cards.first.locator("audio").evaluate("a => { a.currentTime = 3; return a.play(); }")
     page.wait_for_function("() => document.querySelector('[data-recording] audio').currentTime > 3.3",
@@ -362,4 +377,25 @@ def test_a_chosen_file_that_is_refused_shows_why_and_what_to_do(browser, api_url
     page.get_by_role("link", name="Your voice").click()
     expect(page.locator(".state")).to_contain_text("not accepted")
     expect(page.locator(".rejection")).to_contain_text(SampleTooQuiet.default_action)
+    context.close()
+
+
+def test_each_note_says_how_much_it_sounds_like_you(browser, api_url, new_user, db, screenshots):
+    from shared.audio.speaker.match import match_score
+    from shared.recordings.service import store
+
+    context, page = logged_in_page(browser, api_url, new_user)
+    user_id = context.request.get(f"{api_url}/user/me").json()["id"]
+    notes = {"Close one": 0.93, "Fair one": 0.78, "Far one": 0.62, "Unscored one": None}
+    for title, cosine in notes.items():
+        match = match_score(cosine).to_dict() if cosine is not None else None
+        store(db, job_id=f"match-{uuid.uuid4().hex}", user_id=user_id, mp3=b"\xff\xfb" * 64,
+              meta={"title": title, "routine_type": "morning_motivation", "duration_s": 30.0, "voice_match": match})
+    page.goto(f"{api_url}/#/library")
+    card = {title: page.locator("[data-recording]", has_text=title) for title in notes}
+    expect(card["Close one"].locator(".match")).to_contain_text("close: it sounds like you")
+    expect(card["Fair one"].locator(".match")).to_contain_text("fair: like you, but not quite")
+    expect(card["Far one"].locator(".match")).to_contain_text("far: it does not sound much like you")
+    expect(card["Unscored one"].locator(".match")).to_have_count(0)  # a voice from before scoring: nothing claimed
+    look(page, screenshots, "14-library-match-bands")
     context.close()

@@ -63,3 +63,27 @@ export function rejection(title, error) {
   return h("section", { class: "rejection card", role: "alert" },
     h("h2", {}, title), h("p", { class: "error-message" }, error.message), h("p", { class: "error-action" }, error.action));
 }
+
+/** A voice match `{score, band}` in plain words: how much a voice sounds like its owner. */
+export function matchLine(match) {
+  return h("p", { class: "match", "data-band": match.band },
+    t("match.line", { score: match.score, band: t(`match.${match.band}`) }));
+}
+
+/** "Your voice"'s match: a meter, the score and band in words, and the flag's fix when the
+ *  voice scored under the service's floor. */
+export function matchCard(match, flag) {
+  const card = h("section", { class: "match-card card", "aria-labelledby": "match-heading" },
+    h("h2", { id: "match-heading" }, t("match.title")));
+  if (match) {
+    card.append(h("meter", { min: 0, max: 100, low: 35, high: 65, optimum: 100, value: match.score, "aria-label": t("match.meter") }),
+      matchLine(match));
+  } else {
+    card.append(h("p", { class: "match" }, t("match.none")));
+  }
+  if (flag) {
+    card.classList.add("flagged");
+    card.append(h("p", { class: "error-message" }, flag.message), h("p", { class: "error-action" }, flag.action));
+  }
+  return card;
+}

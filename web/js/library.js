@@ -4,6 +4,7 @@
 import { api, followJob } from "./api.js";
 import { h } from "./dom.js";
 import { formatDate, t } from "./i18n.js";
+import { matchLine } from "./job-views.js";
 
 const PAGE = 10;
 
@@ -13,6 +14,7 @@ function noteCard(note, app, onDeleted) {
     h("h2", { id: heading }, note.title || note.routine_type),
     h("p", { class: "meta" }, [formatDate(note.created_at || note.date), note.duration_s ? t("library.duration", { s: note.duration_s.toFixed(0) }) : null, note.routine_type].filter(Boolean).join(" · ")),
     note.topic ? h("p", { class: "topic" }, note.topic) : null,
+    note.voice_match ? matchLine(note.voice_match) : null,
     h("audio", { controls: true, preload: "none", src: note.audio_url, "aria-labelledby": heading }),
     h("div", { class: "actions" },
       h("a", { class: "button", href: note.audio_url, download: `${note.title || "note"}.mp3` }, t("library.download")),

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { field, h, showFieldErrors } from "./dom.js";
 import { t } from "./i18n.js";
-import { PERFORM_STAGES, rejection, stagesView } from "./job-views.js";
+import { PERFORM_STAGES, matchLine, rejection, stagesView } from "./job-views.js";
 
 export const TOPIC_MAX = 200;
 
@@ -59,7 +59,7 @@ export async function performScreen(screen, app) {
         const note = job.result;
         result.append(h("section", { class: "note card", "aria-labelledby": "note-heading" },
           h("h2", { id: "note-heading" }, note.title || t("perform.done")),
-          h("p", { role: "status" }, t("perform.done")),
+          h("p", { role: "status" }, t("perform.done")), note.voice_match ? matchLine(note.voice_match) : null,
           h("audio", { controls: true, preload: "auto", src: note.audio_url, "aria-labelledby": "note-heading" }),
           h("a", { class: "button", href: note.audio_url, download: `${note.title || "note"}.mp3` }, t("perform.download"))));
       } else {

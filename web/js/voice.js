@@ -5,7 +5,7 @@ import { api, upload } from "./api.js";
 import { clock, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { MAX_SECONDS, MIN_SECONDS, VoiceRecorder, extensionFor } from "./recorder.js";
-import { CLONE_STAGES, qualityReport, rejection, stagesView } from "./job-views.js";
+import { CLONE_STAGES, matchCard, matchLine, qualityReport, rejection, stagesView } from "./job-views.js";
 
 export async function voiceScreen(screen, app) {
   const meta = await api("/user/voice/meta");
@@ -17,6 +17,7 @@ export async function voiceScreen(screen, app) {
     stages.follow(meta.clone_job_id).then(() => app.refreshMe().then(() => app.go("voice")), (error) => app.showError(error));
   }
   if (meta.state === "failed" && meta.last_error) screen.append(rejection(t("clone.rejected"), meta.last_error));
+  if (meta.voice_match || ["ready", "evicted"].includes(meta.state)) screen.append(matchCard(meta.voice_match, meta.voice_flag));
   if (meta.sample) {
     screen.append(h("section", { class: "card", "aria-labelledby": "sample-heading" },
       h("h2", { id: "sample-heading" }, t("voice.sample")),
@@ -99,7 +100,8 @@ export async function recordScreen(screen, app) {
       result.replaceChildren(h("h2", {}, t("clone.title")), stages.root);
       const job = await stages.follow(accepted.job_id);
       if (job.state === "succeeded") {
-        result.append(h("p", { class: "success", role: "status" }, t("clone.done")), qualityReport(job.result.quality),
+        result.append(h("p", { class: "success", role: "status" }, t("clone.done")),
+          job.result.voice_match ? matchLine(job.result.voice_match) : null, qualityReport(job.result.quality),
           h("a", { class: "button primary", href: "#/perform" }, t("nav.perform")));
         await app.refreshMe();
       } else {
