@@ -131,20 +131,38 @@ class Embedding:
         return PARTIAL_FRAMES * HOP / SAMPLE_RATE
 
 
-def embed_utterance(wav16k: np.ndarray, weights: EncoderWeights | None = None,
-                    windows_per_s: float = PARTIALS_PER_S) -> Embedding:
-    """resemblyzer's `embed_utterance` on 16 kHz mono audio, as given (no level change, no
-    silence removal: see `encoder_input` for those). `windows_per_s` 0.625 places the windows
-    edge to edge, for half the cost of resemblyzer's overlapping ones."""
+def utterance_windows(wav16k: np.ndarray, windows_per_s: float = PARTIALS_PER_S) -> tuple[np.ndarray, np.ndarray]:
+    """The audio padded as resemblyzer pads it for its last window, and the first mel frame of
+    each window (`partial_starts`)."""
     wav = np.asarray(wav16k, dtype=np.float32)
     starts = partial_starts(len(wav), windows_per_s)
     end = (int(starts[-1]) + PARTIAL_FRAMES) * HOP
     if end >= len(wav):
         wav = np.pad(wav, (0, end - len(wav)))
-    mel = mel_frames(wav)
-    windows = embed_frames(np.stack([mel[s:s + PARTIAL_FRAMES] for s in starts]), weights)
+    return wav, starts
+
+
+def window_mels(wav: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(len(starts), 160, 40) mel windows of `utterance_windows`' audio; each frame is computed
+    once, however the windows overlap, and frames no window covers are not computed at all."""
+    frames = np.asarray(starts)[:, None] + np.arange(PARTIAL_FRAMES)
+    needed = np.unique(frames)
+    return mel_frames(wav, needed)[np.searchsorted(needed, frames)]
+
+
+def embedding_of(windows: np.ndarray, starts: np.ndarray) -> Embedding:
+    """The utterance embedding of window embeddings (the normalised mean) and where they start."""
     mean = windows.mean(axis=0)
-    return Embedding(mean / max(float(np.linalg.norm(mean)), 1e-12), windows, starts * HOP / SAMPLE_RATE)
+    return Embedding(mean / max(float(np.linalg.norm(mean)), 1e-12), windows, np.asarray(starts) * HOP / SAMPLE_RATE)
+
+
+def embed_utterance(wav16k: np.ndarray, weights: EncoderWeights | None = None,
+                    windows_per_s: float = PARTIALS_PER_S) -> Embedding:
+    """resemblyzer's `embed_utterance` on 16 kHz mono audio, as given (no level change, no
+    silence removal: see `encoder_input` for those). `windows_per_s` 0.625 places the windows
+    edge to edge, for half the cost of resemblyzer's overlapping ones."""
+    wav, starts = utterance_windows(wav16k, windows_per_s)
+    return embedding_of(embed_frames(window_mels(wav, starts), weights), starts)
 
 
 def encoder_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:

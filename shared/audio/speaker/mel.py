@@ -64,13 +64,16 @@ def _window() -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)).astype(np.float32)
 
 
-def mel_frames(wav: np.ndarray) -> np.ndarray:
+def mel_frames(wav: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, N_MELS) float32 mel power frames of 16 kHz mono audio; frame i is centred on
-    sample i * HOP, and there are 1 + len(wav) // HOP of them."""
+    sample i * HOP, and there are 1 + len(wav) // HOP of them. `frames`: only these (indices),
+    for a caller that needs a few windows of a long recording."""
     wav = np.asarray(wav, dtype=np.float32)
     padded = np.pad(wav, N_FFT // 2)
     n_frames = 1 + len(wav) // HOP
-    frames = sliding_window_view(padded, N_FFT)[::HOP][:n_frames] * _window()
-    spectrum = np.fft.rfft(frames, axis=1)
+    windows = sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
+    if frames is not None:
+        windows = windows[frames]
+    spectrum = np.fft.rfft(windows * _window(), axis=1)
     power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
     return power @ mel_filterbank().T
