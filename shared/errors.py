@@ -192,6 +192,16 @@ class SampleMultipleSpeakers(AppError):
                       "recording.")
 
 
+class SampleNotSpeech(AppError):
+    """Music or noise dominates the sample: too little of it sounds like syllables of a voice
+    (docs/VOICE_MATCH.md)."""
+
+    code = "SAMPLE_NOT_SPEECH"
+    status = 422
+    default_action = ("Record your own voice reading aloud, in a quiet room with no music, TV or fan running, and "
+                      "upload that recording.")
+
+
 class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
@@ -321,6 +331,7 @@ class ErrorCode(StrEnum):
     SAMPLE_TOO_QUIET = "SAMPLE_TOO_QUIET"
     SAMPLE_CLIPPED = "SAMPLE_CLIPPED"
     SAMPLE_MULTIPLE_SPEAKERS = "SAMPLE_MULTIPLE_SPEAKERS"
+    SAMPLE_NOT_SPEECH = "SAMPLE_NOT_SPEECH"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
     PROVIDER_REJECTED = "PROVIDER_REJECTED"

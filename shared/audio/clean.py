@@ -28,10 +28,12 @@ from shared.audio.speaker.checks import (
     analyse_speech,
     speech_only,
 )
+from shared.audio.speechlike import MIN_SYLLABLES_PER_S, speech_likeness
 from shared.audio.vad import SpeechActivity, detect_speech
 from shared.errors import (
     SampleClipped,
     SampleMultipleSpeakers,
+    SampleNotSpeech,
     SampleTooLong,
     SampleTooQuiet,
     SampleTooShort,
@@ -114,8 +116,8 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     * SampleUnsupported: not audio we read, empty, or cut off before `min_total_s`;
     * SampleTooLong: over `max_total_s` decoded (decoding stops just past the bound, so there is
       no report: it would describe a prefix);
-    * SampleTooShort, SampleTooQuiet, SampleClipped, SampleMultipleSpeakers: with
-      `details["report"]`.
+    * SampleTooShort, SampleTooQuiet, SampleClipped, SampleNotSpeech, SampleMultipleSpeakers:
+      with `details["report"]`.
     """
     stage = on_stage or (lambda _name: None)
     sr = rules.sample_rate
@@ -133,8 +135,11 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     stage("checking")
     report = _report(samples, activity, normalized, info, rules)
     _check_quality(report, edited, rules)
+    speech = speech_only(samples, activity.padded_regions(0.0, SPEECH_HANGOVER_S))
+    _check_speech_like(report, speech, sr)
+    _check_noise(report, rules)
     # after the cheap rules: a sample refused for its level or length is not worth embedding
-    speakers = analyse_speech(speech_only(samples, activity.padded_regions(0.0, SPEECH_HANGOVER_S)), sr)
+    speakers = analyse_speech(speech, sr)
     report = replace(report, speaker_consistency=100.0 * speakers.consistency,
                      speaker_split_cosine=speakers.split_cosine)
     _check_speakers(report, speakers)
@@ -205,9 +210,10 @@ def _report(samples: np.ndarray, activity: SpeechActivity, normalized: Normalize
 
 
 def _check_quality(report: QualityReport, edited: np.ndarray, rules: SampleRules) -> None:
-    """Apply the rules in the order a user should fix things: length, level, distortion,
-    noise, amount of speech (a silent or noise-drowned recording also has no speech, but
-    "too quiet" is the actionable message there)."""
+    """Apply the rules in the order a user should fix things: length, level, distortion here;
+    then (clean_sample) whether it is speech at all, then noise and amount of speech (a
+    noise-drowned voice also has little speech, but "too quiet" is the actionable message
+    there)."""
     details = {"report": report.to_dict()}
     if report.duration_before_s < rules.min_total_s:
         raise SampleTooShort(
@@ -220,6 +226,25 @@ def _check_quality(report: QualityReport, edited: np.ndarray, rules: SampleRules
         raise SampleClipped(
             f"{report.clipping_ratio:.1%} of the speech is clipped (flattened at the recording's "
             f"maximum level); at most {100 * rules.max_clipping_ratio:g}% is acceptable.", details=details)
+
+
+def _check_speech_like(report: QualityReport, speech: np.ndarray, sample_rate: int) -> None:
+    """Music or noise dominating: before the noise rule, whose "the voice is N dB above the
+    noise" would be wrong about a recording with no voice in it."""
+    likeness = speech_likeness(speech, sample_rate)
+    if likeness.speech:
+        return
+    if likeness.measured_s == 0:
+        found = "We found no speech in the recording, only steady sound such as noise, a fan or a hum."
+    else:
+        found = (f"The recording does not sound mostly like speech: it has {likeness.syllables_per_s:.1f} "
+                 f"syllables a second where one voice makes about 3 (at least {MIN_SYLLABLES_PER_S:g} is "
+                 f"needed). Music or noise seems to cover the voice.")
+    raise SampleNotSpeech(found, details={"report": report.to_dict(), "speech": likeness.to_dict()})
+
+
+def _check_noise(report: QualityReport, rules: SampleRules) -> None:
+    details = {"report": report.to_dict()}
     if report.snr_db < rules.min_snr_db:
         raise SampleTooQuiet(
             f"The voice is only {report.snr_db:.1f} dB above the background noise; at least "
