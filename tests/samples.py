@@ -6,7 +6,10 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from tests.conftest import SAMPLE, SECOND_SPEAKER
+from tests.conftest import REPO, SAMPLE, SECOND_SPEAKER
+
+#: real music, not speech (fixtures/sounds/SOURCES.md)
+MUSIC = REPO / "fixtures" / "sounds" / "house_lo.ogg"
 
 
 def _ffmpeg(args: list[str], out_ext: str) -> bytes:
@@ -67,6 +70,13 @@ def two_speakers(first_s: float = 25.0) -> bytes:
     return _ffmpeg(["-i", str(SAMPLE), "-i", str(SECOND_SPEAKER), "-filter_complex",
                     f"[0:a]atrim=0:{first_s},aresample=32000[a];[1:a]aresample=32000[b];[a][b]concat=n=2:v=0:a=1",
                     "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k"], "mp3")
+
+
+@lru_cache(maxsize=None)
+def music(seconds: float = 35.0) -> bytes:
+    """A recording of music and no voice: the music fixture looped to `seconds`, as an MP3."""
+    return _ffmpeg(["-stream_loop", "-1", "-i", str(MUSIC), "-t", f"{seconds}", "-ar", "44100", "-ac", "1",
+                    "-c:a", "libmp3lame", "-b:a", "128k"], "mp3")
 
 
 def truncated(fraction: float = 0.1) -> bytes:

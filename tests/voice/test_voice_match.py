@@ -1,4 +1,5 @@
-"""Speaker checks through the real clone job: one person's sample clones, two people's is refused."""
+"""Speaker checks through the real clone job: one person's sample clones, two people's is
+refused, and so is music."""
 
 from __future__ import annotations
 
@@ -50,6 +51,23 @@ def test_two_real_speakers_are_refused_with_reason_and_action(client, new_user, 
     meta = client.get("/user/voice/meta", headers=headers).json()
     assert meta["state"] == "failed" and meta["last_error"]["error"] == "SAMPLE_MULTIPLE_SPEAKERS"
     assert db["samples.files"].count_documents({"metadata.user_id": user["id"]}) == 0
+
+
+def test_music_is_refused_as_not_speech_with_reason_and_action(client, new_user, workers, db):
+    _, headers = new_user()
+    voices_before = local_voice_ids(db)
+    resp = upload(client, headers, samples.music())
+    assert resp.status_code == 202, resp.text
+    job = wait_job(client, resp.json()["job_id"], headers, timeout_s=180)
+    assert job["state"] == "failed", job
+    err = job["error"]
+    assert err["error"] == "SAMPLE_NOT_SPEECH"
+    assert "does not sound mostly like speech" in err["message"] and "syllables a second" in err["message"]
+    assert "reading aloud" in err["action"] and "no music" in err["action"]
+    assert local_voice_ids(db) == voices_before
+    meta = client.get("/user/voice/meta", headers=headers).json()
+    assert meta["state"] == "failed" and meta["last_error"]["error"] == "SAMPLE_NOT_SPEECH"
+    assert meta["last_error"]["action"] == err["action"]
 
 
 def test_pool_status_shows_the_distribution_of_match_scores(client, new_user, workers):
