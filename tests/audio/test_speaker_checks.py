@@ -33,7 +33,7 @@ def test_one_real_speaker_is_one_speaker(voices):
         assert result.consistency > 0.85
 
 
-@pytest.mark.parametrize("layout", ["halves", "mostly_first", "interleaved"])
+@pytest.mark.parametrize("layout", ["halves", "mostly_first", "interleaved", "five_seconds_inside"])
 def test_two_real_speakers_are_found_however_joined(voices, layout):
     first, second = voices
     n = len(second)
@@ -41,6 +41,10 @@ def test_two_real_speakers_are_found_however_joined(voices, layout):
         joined = np.concatenate([first[:n], second])
     elif layout == "mostly_first":  # 10 s of the second voice in 50 s
         joined = np.concatenate([first[:40 * SR], second[:10 * SR]])
+    elif layout == "five_seconds_inside":
+        # 5 s of the second voice (3 windows) inside 45 s of the first: the first pass, which
+        # embeds every third window, sees one of them and calls for all the windows
+        joined = np.concatenate([first[:20 * SR], second[10 * SR:15 * SR], first[20 * SR:45 * SR]])
     else:  # turns of 5 s, as in a conversation
         turn = 5 * SR
         joined = np.concatenate([part for i in range(0, n, turn) for part in (first[i:i + turn], second[i:i + turn])])
