@@ -10,7 +10,8 @@ voiced; music or noise as loud as the voice hides them.
 
 Only an excerpt is measured (`EXCERPT_PIECES` pieces spread over the speech, `EXCERPT_S` in
 all): the rate is an average, and tracking pitch over three minutes would cost as much as the
-rest of the clean-up. Calibration on real recordings: docs/VOICE_MATCH.md.
+rest of the clean-up (12 s give the same verdicts as all the speech on every recording
+measured). Calibration on real recordings: docs/VOICE_MATCH.md.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from shared.audio.voiceprint import track_pitch
 #: held note or a hum
 SYLLABLE_S = (0.05, 0.6)
 #: fewer syllables a second of "speech" than this and the recording is not mostly speech: one
-#: voice alone makes 3.3-3.4, with music 5 dB under it still 1.7; music alone 0.04-0.34
+#: voice alone makes 3.2-3.8, with music 5 dB under it still 1.7-1.9; music alone 0.04-0.42
 MIN_SYLLABLES_PER_S = 1.0
-EXCERPT_S = 20.0
-EXCERPT_PIECES = 10
+EXCERPT_S = 12.0
+EXCERPT_PIECES = 6
 
 
 @dataclass(frozen=True)
