@@ -98,3 +98,20 @@ def test_weights_ship_as_package_data():
     assert (ROOT / "shared" / shipped).is_file()
     for doc in ("LICENSE", "SOURCE.md"):
         assert (ROOT / "shared" / "data" / "speaker_encoder" / doc).is_file()
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 16000])
+def test_windows_resampled_a_stretch_at_a_time_are_those_of_the_whole(rate):
+    # the speaker check resamples only the stretches its windows cover (EncoderAudio): the mel
+    # windows must be the ones the whole recording, resampled at once, gives
+    x = decode_to_mono((ROOT / "fixtures" / "voice" / "sample_en_49s.mp3").read_bytes(), rate)
+    wav, starts = encoder.utterance_windows(encoder_input(x, rate), 0.625)
+    audio = encoder.EncoderAudio(x, rate)
+    assert audio.n == int(np.ceil(len(x) * 16000 / rate)) and audio.gain == 1.0  # a voice louder than -30 dBFS
+    some = starts[[0, 1, len(starts) // 2, -1]]  # both ends, where the padding is
+    whole = encoder.window_mels(wav, some)
+    assert np.abs(audio.window_mels(some) - whole).max() <= 1e-5 * whole.max()
+    # a quiet recording is raised to -30 dBFS as encoder_input raises it, within 0.1 dB (the
+    # gain is measured before resampling, with the little energy above 8 kHz)
+    quiet = encoder.EncoderAudio(x * 0.01, rate).read(0, audio.n)
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(quiet, dtype=np.float64)))) == pytest.approx(-30.0, abs=0.1)

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.audio.speaker.encoder import (
+    EncoderAudio,
     Embedding,
     cosine,
     embed_frames,
     embedding_of,
-    encoder_input,
-    utterance_windows,
-    window_mels,
+    partial_starts,
 )
 
 #: centres of the two groups of windows less alike than this: two speakers (see docs/VOICE_MATCH.md)
@@ -110,15 +109,16 @@ def speech_only(samples: np.ndarray, regions: np.ndarray) -> np.ndarray:
 def analyse_speech(speech: np.ndarray, sample_rate: int) -> SpeakerAnalysis:
     """Speaker analysis of audio that is speech only (see `speech_only`): a first pass over
     every `stride`-th window, then all of them when the first pass comes near a split."""
-    wav, starts = utterance_windows(encoder_input(speech, sample_rate), WINDOWS_PER_S)
+    audio = EncoderAudio(speech, sample_rate)  # resampled only where the windows embedded are
+    starts = partial_starts(audio.n, WINDOWS_PER_S)
     stride = max(1, min(MAX_STRIDE, len(starts) // FIRST_PASS_MIN_WINDOWS))
     first = np.arange(0, len(starts), stride)
-    embedded = embed_frames(window_mels(wav, starts[first]))
+    embedded = embed_frames(audio.window_mels(starts[first]))
     analysis = analyse_windows(embedding_of(embedded, starts[first]))
     if stride == 1 or analysis.split_cosine >= MAX_SPLIT_COSINE + RECHECK_MARGIN:
         return analysis
     windows = np.empty((len(starts), embedded.shape[1]), np.float32)
     windows[first] = embedded
     rest = np.setdiff1d(np.arange(len(starts)), first)
-    windows[rest] = embed_frames(window_mels(wav, starts[rest]))
+    windows[rest] = embed_frames(audio.window_mels(starts[rest]))
     return analyse_windows(embedding_of(windows, starts))

@@ -23,9 +23,10 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
-from shared.audio.speaker.mel import HOP, SAMPLE_RATE, mel_frames
+from shared.audio.speaker.mel import HOP, N_FFT, SAMPLE_RATE, mel_frames, mel_of_frames
 
 HIDDEN = 256
 EMBEDDING_SIZE = 256
@@ -173,12 +174,66 @@ def encoder_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     if sample_rate != SAMPLE_RATE:
         common = math.gcd(int(sample_rate), SAMPLE_RATE)
         x = signal.resample_poly(x, SAMPLE_RATE // common, int(sample_rate) // common).astype(np.float32)
+    return x * np.float32(level_gain(x))
+
+
+def level_gain(x: np.ndarray) -> float:
+    """The factor that raises audio quieter than TARGET_RMS_DBFS to it (1.0 for louder audio)."""
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
     if rms > 0.0:
         change_db = TARGET_RMS_DBFS - 20.0 * math.log10(rms)
         if change_db > 0:
-            x = x * np.float32(10.0 ** (change_db / 20.0))
-    return x
+            return 10.0 ** (change_db / 20.0)
+    return 1.0
+
+
+@lru_cache(maxsize=4)
+def _resampling_filter(up: int, down: int) -> np.ndarray:
+    """The low-pass filter scipy's resample_poly designs for this ratio by default."""
+    half_len = 10 * max(up, down)
+    return signal.firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0)).astype(np.float32)
+
+
+class EncoderAudio:
+    """`encoder_input` of a recording, read a stretch at a time: only the stretches the windows
+    being embedded need are resampled. A stretch that starts on the resampler's grid (a multiple
+    of `down` input samples) and has the filter's reach of input on both sides comes out as the
+    same samples as resampling the whole; outside the audio it reads zeros, as resemblyzer pads.
+    The level gain is measured on the input (speech has next to nothing above 8 kHz)."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int) -> None:
+        self.x = np.asarray(samples, dtype=np.float32)
+        common = math.gcd(int(sample_rate), SAMPLE_RATE)
+        self.up, self.down = SAMPLE_RATE // common, int(sample_rate) // common
+        self.n = -(-len(self.x) * self.up // self.down)  # resample_poly's output length
+        self.gain = np.float32(level_gain(self.x))
+        # input samples either side of a stretch that the filter reaches, rounded up to the grid
+        taps = len(_resampling_filter(self.up, self.down)) if self.up != self.down else 0
+        self.reach = self.down * (-(-taps // (2 * self.up * self.down)) + 1)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """16 kHz samples [start, stop), zeros outside [0, n)."""
+        out = np.zeros(stop - start, np.float32)
+        lo, hi = max(start, 0), min(stop, self.n)
+        if lo >= hi:
+            return out
+        if self.up == self.down:
+            out[lo - start:hi - start] = self.x[lo:hi]
+        else:
+            first = max(0, (lo * self.down // self.up) // self.down * self.down - self.reach)
+            last = min(len(self.x), -(-hi * self.down // self.up) + self.reach)
+            y = signal.resample_poly(self.x[first:last], self.up, self.down,
+                                     window=_resampling_filter(self.up, self.down))
+            offset = first * self.up // self.down
+            out[lo - start:hi - start] = y[lo - offset:hi - offset]
+        return out * self.gain
+
+    def window_mels(self, starts: np.ndarray) -> np.ndarray:
+        """(len(starts), 160, 40) mel windows, as `window_mels` makes them from the whole."""
+        span = (PARTIAL_FRAMES - 1) * HOP + N_FFT
+        audio = np.stack([self.read(int(s) * HOP - N_FFT // 2, int(s) * HOP - N_FFT // 2 + span) for s in starts])
+        frames = sliding_window_view(audio, N_FFT, axis=1)[:, ::HOP]
+        return mel_of_frames(frames.reshape(-1, N_FFT)).reshape(len(starts), PARTIAL_FRAMES, -1)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

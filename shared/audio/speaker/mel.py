@@ -74,6 +74,11 @@ def mel_frames(wav: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
     windows = sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
     if frames is not None:
         windows = windows[frames]
-    spectrum = np.fft.rfft(windows * _window(), axis=1)
+    return mel_of_frames(windows)
+
+
+def mel_of_frames(frames: np.ndarray) -> np.ndarray:
+    """(n, N_MELS) mel power of (n, N_FFT) frames of audio, windowed here."""
+    spectrum = np.fft.rfft(frames * _window(), axis=1)
     power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
     return power @ mel_filterbank().T
