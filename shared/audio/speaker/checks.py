@@ -40,6 +40,8 @@ KMEANS_ROUNDS = 20
 #: than about 10): any stretch of MIN_MINORITY_WINDOWS windows keeps at least one ...
 MAX_STRIDE = MIN_MINORITY_WINDOWS
 FIRST_PASS_MIN_WINDOWS = 10
+#: ... and the rest follow only when that pass's split comes within this of MAX_SPLIT_COSINE,
+#: so every refusal is decided on all the windows (docs/VOICE_MATCH.md, "Speed")
 RECHECK_MARGIN = 0.05
 
 
