@@ -38,6 +38,7 @@ from shared.providers.voice.base import VoiceProvider
 from shared.quota import service as quota
 from shared.quota.costs import effective_chars, raw_chars_within
 from shared.recordings import service as recordings
+from shared.users import repository as users
 from shared.users.service import read_settings
 from shared.voices.clone import score_note
 
@@ -133,7 +134,7 @@ def perform_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any])
 
 def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict[str, Any]:
     db, provider, settings = deps.db, deps.provider, deps.settings
-    user = db["users"].find_one({"_id": ObjectId(job["user_id"])})
+    user = users.by_id(db, ObjectId(job["user_id"]))
     if user is None:
         raise VoiceCloneRequired("The account no longer exists.")
     prefs = read_settings(user)
