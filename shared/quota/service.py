@@ -28,6 +28,7 @@ from pymongo.database import Database
 from shared.clock import now, period_of
 from shared.errors import AppError, QuotaExceeded
 from shared.users import repository as users
+from shared.users.account import Account
 
 
 def next_reset(period: str) -> datetime:
@@ -67,23 +68,33 @@ def roll_over(db: Database, user_oid: ObjectId, at: datetime | None = None) -> b
     return users.start_period(db, user_oid, period_of(at))
 
 
+def _state(period: str | None, char_count: int, monthly_limit: int, chars_used_raw: int) -> QuotaState:
+    """An account still in an ended month shows the fresh month it will roll over to."""
+    current = period_of()
+    if period != current:
+        return QuotaState(0, monthly_limit, 0, current)
+    return QuotaState(char_count, monthly_limit, chars_used_raw, current)
+
+
 def state_of(user: dict[str, Any]) -> QuotaState:
-    """The quota as this user document shows it; a document still in an ended month shows the
-    fresh month it will roll over to."""
-    period = period_of()
-    if user.get("quota_period") != period:
-        return QuotaState(0, user.get("monthlyLimit", 0), 0, period)
-    return QuotaState(user.get("charCount", 0), user.get("monthlyLimit", 0), user.get("charsUsedRaw", 0), period)
+    """The quota as this user document shows it."""
+    return _state(user.get("quota_period"), user.get("charCount", 0), user.get("monthlyLimit", 0),
+                  user.get("charsUsedRaw", 0))
+
+
+def state_of_account(user: Account) -> QuotaState:
+    """The quota as this account, read by the API, shows it."""
+    return _state(user.quota_period, user.char_count, user.monthly_limit or 0, user.chars_used_raw)
 
 
 def state(db: Database, user_oid: ObjectId) -> QuotaState:
     return state_of(users.quota_of(db, user_oid) or {})
 
 
-def require_room_for(user: dict[str, Any], needed: int) -> QuotaState:
+def require_room_for(user: Account, needed: int) -> QuotaState:
     """The API's cheap precondition, from the user it already has: refuse a perform when what is
     left this month cannot pay for the shortest note the routine writes."""
-    current = state_of(user)
+    current = state_of_account(user)
     if current.remaining < needed:
         left = "nothing is" if current.remaining == 0 else f"only {current.remaining} are"
         raise QuotaExceeded(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pymongo
 import redis
@@ -15,12 +14,13 @@ from pymongo.database import Database
 from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
 from shared.users import codes, login_guard, repository
+from shared.users.account import Account
 from shared.users.passwords import hash_password, needs_rehash, verify_password
 from shared.users.schemas import RegisterRequest, UserOut, UserSettings, UserSettingsUpdate
 from shared.users.tokens import issue_token
 
 
-def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str, Any]:
+def register(db: Database, settings: Settings, req: RegisterRequest) -> Account:
     """Create the account, consuming the activation code exactly once.
 
     The code is claimed first (atomically) under a one-off marker; if the account cannot be
@@ -41,7 +41,7 @@ def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str
         codes.release_code(db, req.activation_code, claimant)
         raise
     codes.confirm_code(db, req.activation_code, claimant, str(doc["_id"]))
-    return doc
+    return Account.of(doc)
 
 
 @dataclass(frozen=True)
@@ -80,40 +80,35 @@ def _oid(user_id: str) -> ObjectId:
         raise NotFound("No such user.") from exc
 
 
-def get_user(db: Database, user_id: str) -> dict[str, Any]:
+def get_account(db: Database, user_id: str) -> Account:
+    """The account, read now. NotFound when it does not exist."""
     user = repository.by_id(db, _oid(user_id))
     if user is None:
         raise NotFound("No such user.")
-    return user
+    return Account.of(user)
 
 
-def profile(user: dict[str, Any], settings: Settings) -> UserOut:
+def profile(user: Account, settings: Settings) -> UserOut:
     return UserOut(
-        id=str(user["_id"]),
-        username=user["username"],
-        email=user["email"],
-        role=user.get("role", "user"),
-        created_at=user["created_at"],
-        voice_state=user.get("voice_state", "none"),
-        charCount=user.get("charCount", 0),
-        monthlyLimit=user.get("monthlyLimit", settings.monthly_char_limit),
-        charsUsedRaw=user.get("charsUsedRaw", 0),
-        charsUsedEffective=user.get("charCount", 0),
-        quotaPeriod=user.get("quota_period"),
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        role=user.role,
+        created_at=user.created_at,
+        voice_state=user.voice_state,
+        charCount=user.char_count,
+        monthlyLimit=settings.monthly_char_limit if user.monthly_limit is None else user.monthly_limit,
+        charsUsedRaw=user.chars_used_raw,
+        charsUsedEffective=user.char_count,
+        quotaPeriod=user.quota_period,
     )
 
 
-def read_settings(user: dict[str, Any]) -> UserSettings:
-    """Stored settings with defaults for missing fields; unknown legacy keys are dropped."""
-    stored = {k: v for k, v in (user.get("settings") or {}).items() if k in UserSettings.model_fields}
-    return UserSettings.model_validate(stored)
-
-
-def update_settings(db: Database, user_id: str, update: UserSettingsUpdate) -> UserSettings:
-    user = get_user(db, user_id)
-    merged = read_settings(user).model_dump() | update.model_dump(exclude_unset=True)
+def update_settings(db: Database, user: Account, update: UserSettingsUpdate) -> UserSettings:
+    """The account's settings with `update` applied, validated and saved."""
+    merged = user.settings.model_dump() | update.model_dump(exclude_unset=True)
     validated = UserSettings.model_validate(merged)
-    repository.save_settings(db, user["_id"], validated.model_dump(mode="json"))
+    repository.save_settings(db, user.oid, validated.model_dump(mode="json"))
     return validated
 
 

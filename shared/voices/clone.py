@@ -36,6 +36,7 @@ from shared.pool.service import VoicePool
 from shared.providers.voice.base import VoiceProvider, VoiceSettings
 from shared.stores import redis_client
 from shared.users import repository as users
+from shared.users.account import Account
 from shared.voices.schemas import VoiceMeta
 
 log = logging.getLogger(__name__)
@@ -60,19 +61,19 @@ def sample_rules(settings: Settings) -> SampleRules:
 # ------------------------------------------------------------------ API side
 
 
-def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[str, Any], data: bytes,
+def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: Account, data: bytes,
                   filename: str, content_type: str | None) -> Any:
     """Validate cheaply, store the original, start the clone job. Returns the job view."""
     if len(data) > settings.sample_max_bytes:
         raise SampleTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is "
                              f"{settings.sample_max_bytes / 1e6:.0f} MB.")
     info = probe(data)  # SampleUnsupported for anything that is not audio, whatever its name
-    user_id = str(user["_id"])
+    user_id = user.id
     # The reservation is the job id from the start: the worker releases it by that id, however
     # soon it finishes (were it swapped in after the enqueue, a fast clone would release
     # nothing and leave the account "in progress").
     job_id = new_job_id()
-    if not users.reserve_clone(db, user["_id"], job_id, STALE_CLONE_AFTER):
+    if not users.reserve_clone(db, user.oid, job_id, STALE_CLONE_AFTER):
         raise CloneInProgress("A voice sample is already being processed for this account.")
     original_id = None
     try:
@@ -84,7 +85,7 @@ def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[s
             "format": info.format_name, "codec": info.codec_name, "declared_duration_s": info.duration_s})
     except BaseException:
         storage.delete(db, storage.SAMPLES, original_id)
-        users.release_clone(db, user["_id"], job_id)
+        users.release_clone(db, user.oid, job_id)
         raise
     return view
 
@@ -238,21 +239,18 @@ def clone_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any]) -
     storage.delete(db, storage.SAMPLES, job["payload"].get("original_id"))
 
 
-def voice_meta(user: dict[str, Any]) -> VoiceMeta:
+def voice_meta(user: Account) -> VoiceMeta:
     """What GET /user/voice/meta shows."""
-    sample = user.get("sample") or {}
-    state = "pending" if (user.get("clone_job") or {}).get("id") else user.get("voice_state", "none")
+    sample = user.sample
     return VoiceMeta.model_validate({
-        "state": state,
-        "voice_clone_id": user.get("voice_clone_id"),
-        "voice_clone_previous_id": user.get("voice_clone_previous_id"),
-        "sample": {"sha256": sample.get("sha256"), "quality": sample.get("quality"),
-                   "format": sample.get("format"), "saved_at": sample.get("saved_at")} if sample else None,
-        "clone_job_id": (user.get("clone_job") or {}).get("id"),
-        #: {score 0-100, band close|fair|far, cosine} of the current voice; None before a clone
-        "voice_match": user.get("voice_match"),
-        #: {code, message, action} when the voice's match is under the configured floor
-        "voice_flag": user.get("voice_flag"),
-        "last_action": (user.get("last_clone") or {}).get("action"),
-        "last_error": (user.get("last_clone") or {}).get("error"),
+        "state": "pending" if user.clone_job_id else user.voice_state,
+        "voice_clone_id": user.voice_clone_id,
+        "voice_clone_previous_id": user.voice_clone_previous_id,
+        "sample": {"sha256": sample.sha256, "quality": sample.quality,
+                   "format": sample.format, "saved_at": sample.saved_at} if sample else None,
+        "clone_job_id": user.clone_job_id,
+        "voice_match": user.voice_match,
+        "voice_flag": user.voice_flag,
+        "last_action": (user.last_clone or {}).get("action"),
+        "last_error": (user.last_clone or {}).get("error"),
     })
