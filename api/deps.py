@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
@@ -29,7 +29,8 @@ from shared.errors import (
 from shared.jobs.service import JobStore
 from shared.stores import mongo_db, redis_client
 from shared.users.recent import RecentUsers
-from shared.users.service import get_user
+from shared.users.account import Account
+from shared.users.service import get_account
 from shared.users.tokens import verify_token
 
 # What each dependency can answer, for the routes' `responses=` (api/openapi.error_responses):
@@ -107,22 +108,22 @@ async def _token_subject(
 TokenSubject = Annotated[str, Depends(_token_subject)]
 
 
-def _current_user(db: Db, user_id: TokenSubject) -> dict[str, Any]:
+def _current_user(db: Db, user_id: TokenSubject) -> Account:
     try:
-        return get_user(db, user_id)
+        return get_account(db, user_id)
     except NotFound as exc:
         raise TokenInvalid("The account for this token no longer exists.") from exc
 
 
 #: the account, read for this request (screens that show it)
-CurrentUser = Annotated[dict[str, Any], Depends(_current_user)]
+CurrentUser = Annotated[Account, Depends(_current_user)]
 
 
 async def _recent_users(request: Request) -> RecentUsers:
     return request.app.state.recent_users
 
 
-async def _recent_user(request: Request, db: Db, user_id: TokenSubject) -> dict[str, Any]:
+async def _recent_user(request: Request, db: Db, user_id: TokenSubject) -> Account:
     users: RecentUsers = request.app.state.recent_users
     user = users.cached(user_id)
     if user is not None:
@@ -135,17 +136,17 @@ async def _recent_user(request: Request, db: Db, user_id: TokenSubject) -> dict[
 
 #: the account as read at most a few seconds ago (shared/users/recent.py): for paths that need
 #: who is asking and cheap preconditions
-RecentUser = Annotated[dict[str, Any], Depends(_recent_user)]
+RecentUser = Annotated[Account, Depends(_recent_user)]
 Users = Annotated[RecentUsers, Depends(_recent_users)]
 
 
-async def _admin_user(user: CurrentUser) -> dict[str, Any]:
-    if user.get("role") != "admin":
+async def _admin_user(user: CurrentUser) -> Account:
+    if not user.is_admin:
         raise Forbidden("This endpoint is for administrators.")
     return user
 
 
-AdminUser = Annotated[dict[str, Any], Depends(_admin_user)]
+AdminUser = Annotated[Account, Depends(_admin_user)]
 
 
 async def _client_ip(request: Request, settings: SettingsDep) -> str:
@@ -158,11 +159,11 @@ ClientIP = Annotated[str, Depends(_client_ip)]
 # Rate limits (shared/ratelimit.py): a parameter of one of these types counts the request and
 # answers 429 RATE_LIMITED with Retry-After when over the limit.
 def _upload_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
-    ratelimit.check_upload(r, settings, str(user["_id"]))
+    ratelimit.check_upload(r, settings, user.id)
 
 
 def _perform_limit(user: RecentUser, r: Redis, settings: SettingsDep) -> None:
-    ratelimit.check_perform(r, settings, str(user["_id"]))
+    ratelimit.check_perform(r, settings, user.id)
 
 
 def _register_limit(ip: ClientIP, r: Redis, settings: SettingsDep) -> None:

@@ -322,7 +322,7 @@ def make_users(stack: Stack, n: int, *, voice: bool = True) -> list[BenchUser]:
     from shared.clock import now
     from shared.pool.service import VoicePool
     from shared.providers.factory import voice_provider
-    from shared.quota.service import period_of
+    from shared.clock import period_of
     from shared.users.schemas import UserSettings
     from shared.users.tokens import issue_token
 

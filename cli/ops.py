@@ -61,7 +61,7 @@ def codes_create(count: int = typer.Option(1, "--count", "-n", min=1, max=10000)
 @admin_cli.command("grant")
 def admin_grant(username: str) -> None:
     """Give USERNAME the admin role."""
-    from shared.users.service import set_role
+    from shared.users.repository import set_role
 
     if not set_role(_db(), username, "admin"):
         typer.echo(f"no user named {username!r}", err=True)
@@ -72,7 +72,7 @@ def admin_grant(username: str) -> None:
 @admin_cli.command("revoke")
 def admin_revoke(username: str) -> None:
     """Take the admin role away from USERNAME."""
-    from shared.users.service import set_role
+    from shared.users.repository import set_role
 
     if not set_role(_db(), username, "user"):
         typer.echo(f"no user named {username!r}", err=True)

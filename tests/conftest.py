@@ -244,7 +244,7 @@ class UserFactory:
         """Register and log in a fresh user; returns (user, auth headers)."""
         user = self.register(**overrides)
         if role != "user":
-            from shared.users.service import set_role
+            from shared.users.repository import set_role
 
             set_role(self.db, user["username"], role)
         return user, self.login(user["username"])

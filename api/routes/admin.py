@@ -19,14 +19,14 @@ def create_activation_codes(admin: AdminUser, db: Db, settings: SettingsDep,
                             count: int = Query(1, ge=1, le=500)) -> ActivationCodes:
     """Create single-use activation codes to hand out."""
     return ActivationCodes(codes=codes.create_codes(db, count, settings.activation_code_ttl_days,
-                                                    created_by=str(admin["_id"])))
+                                                    created_by=admin.id))
 
 
 @router.post("/diagnostics", name="diagnostics-run", status_code=202, responses=_STARTS_A_JOB)
 def run_diagnostics(admin: AdminUser, jobs: Jobs, request: Request, response: Response) -> JobAccepted:
     """Run a diagnostic job through the maintenance queue: checks stores and providers from a
     worker's point of view and reports each stage live (poll or SSE)."""
-    view, _ = jobs.submit(kind="diagnostic", user_id=str(admin["_id"]))
+    view, _ = jobs.submit(kind="diagnostic", user_id=admin.id)
     return accepted(request, response, view)
 
 
@@ -44,5 +44,5 @@ def voice_pool_status(admin: AdminUser, db: Db, r: Redis, settings: SettingsDep)
 @router.post("/reconcile", name="reconcile-run", status_code=202, responses=_STARTS_A_JOB)
 def run_reconcile(admin: AdminUser, jobs: Jobs, request: Request, response: Response) -> JobAccepted:
     """Reconcile provider voices with our records now (a job on the maintenance queue)."""
-    view, _ = jobs.submit(kind="reconcile", user_id=str(admin["_id"]))
+    view, _ = jobs.submit(kind="reconcile", user_id=admin.id)
     return accepted(request, response, view)

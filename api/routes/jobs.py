@@ -24,7 +24,7 @@ RECONNECT_MS = 2000
 def get_job(job_id: str, user: RecentUser, jobs: Jobs) -> Job:
     """The job's current state (served from Redis; MongoDB when the mirror has expired).
     Another user's job answers 404."""
-    return Job.of(jobs.get(job_id, owner_id=str(user["_id"])))
+    return Job.of(jobs.get(job_id, owner_id=user.id))
 
 
 def _event(view: JobView) -> str:
@@ -41,7 +41,7 @@ async def job_events(job_id: str, request: Request, user: RecentUser, jobs: Jobs
     Each event's `id` is the job's sequence number: a client that reconnects with
     `Last-Event-ID` gets only what it has not seen. A comment line every 15 s keeps proxies
     from closing a quiet stream. Open streams are limited per user (429)."""
-    owner = str(user["_id"])
+    owner = user.id
     await run_in_threadpool(jobs.get, job_id, owner)  # 404 before the stream starts
     state = request.app.state
     slot = await state.stream_slots.take(owner)  # 429 past the per-user cap

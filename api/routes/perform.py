@@ -49,5 +49,5 @@ def perform(body: PerformRequest, request: Request, response: Response, user: Re
     notes are limited per user (429). Follow the job at `events_url`; once it succeeded, its
     `result.recording_id` names the note."""
     view, created, quota = submit_perform(jobs, settings, user, body.routine_type, body.topic, idempotency_key,
-                                          reread_user=lambda: users.read(db, str(user["_id"])))
+                                          reread_user=lambda: users.read(db, user.id))
     return accepted(request, response, view, PerformAccepted, quota=quota.to_dict(), replayed=not created)

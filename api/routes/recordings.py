@@ -20,7 +20,7 @@ def list_recordings(user: RecentUser, db: Db, limit: int = Query(20, ge=1, le=10
                     cursor: str | None = Query(None, max_length=200, description=(
                         "The `next_cursor` of the previous page."))) -> RecordingPage:
     """Your voice notes, newest first. Pass `next_cursor` back as `cursor` for the next page."""
-    return service.list_page(db, str(user["_id"]), limit, cursor)
+    return service.list_page(db, user.id, limit, cursor)
 
 
 _OWNED = error_responses(AUTHENTICATED, NotFound, ValidationFailed)
@@ -29,14 +29,14 @@ _OWNED = error_responses(AUTHENTICATED, NotFound, ValidationFailed)
 @router.get("/{recording_id}", name="get", responses=_OWNED)
 def get_recording(recording_id: str, user: RecentUser, db: Db) -> Recording:
     """One voice note (another user's answers 404)."""
-    return service.public(service.get_owned(db, str(user["_id"]), recording_id))
+    return service.public(service.get_owned(db, user.id, recording_id))
 
 
 @router.get("/{recording_id}/audio", name="audio", response_class=Response,
             responses={**RECORDING_AUDIO, **_OWNED}, openapi_extra={"parameters": [RANGE_HEADER]})
 def recording_audio(recording_id: str, request: Request, user: RecentUser, db: Db):
     """The MP3. Supports `Range: bytes=start-end` so players can seek."""
-    audio = service.open_audio(db, str(user["_id"]), recording_id)
+    audio = service.open_audio(db, user.id, recording_id)
     size = audio.size
     headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'inline; filename="{recording_id}.mp3"',
                "Cache-Control": "private, max-age=3600"}
@@ -64,5 +64,5 @@ def recording_audio(recording_id: str, request: Request, user: RecentUser, db: D
 @router.delete("/{recording_id}", name="delete", status_code=204, response_class=Response, responses=_OWNED)
 def delete_recording(recording_id: str, user: RecentUser, db: Db) -> Response:
     """Delete the note and its audio."""
-    service.delete(db, str(user["_id"]), recording_id)
+    service.delete(db, user.id, recording_id)
     return Response(status_code=204)

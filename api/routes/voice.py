@@ -61,7 +61,7 @@ async def upload_sample(request: Request, response: Response, user: CurrentUser,
     waits a while after a clone succeeded (429)."""
     data, filename, content_type = await _read_sample(request, settings.sample_max_bytes)
     view = await run_in_threadpool(accept_upload, db, jobs, settings, user, data, filename, content_type)
-    users.forget(str(user["_id"]))
+    users.forget(user.id)
     return accepted(request, response, view)
 
 
@@ -75,8 +75,8 @@ def get_voice_meta(user: CurrentUser) -> VoiceMeta:
             responses={**VOICE_SOURCE, **error_responses(AUTHENTICATED, NotFound, ValidationFailed)})
 def get_voice_source(user: CurrentUser, db: Db, original: bool = Query(False)) -> Response:
     """Your stored sample: the normalized MP3, or with `?original=true` the file you uploaded."""
-    sample = user.get("sample") or {}
-    file_id = sample.get("original_id" if original else "normalized_id")
+    sample = user.sample
+    file_id = sample and (sample.original_id if original else sample.normalized_id)
     if not file_id:
         raise NotFound("No voice sample is stored for this account.", action="Upload one with POST /user/voice.")
     try:

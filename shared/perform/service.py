@@ -38,7 +38,8 @@ from shared.providers.voice.base import VoiceProvider
 from shared.quota import service as quota
 from shared.quota.costs import effective_chars, raw_chars_within
 from shared.recordings import service as recordings
-from shared.users.service import read_settings
+from shared.users import repository as users
+from shared.users.account import Account, read_settings
 from shared.voices.clone import score_note
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,9 @@ def request_hash(routine_type: str, topic: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], routine_type: str, topic: str,
+def submit_perform(jobs: JobStore, settings: Settings, user: Account, routine_type: str, topic: str,
                    idempotency_key: str | None,
-                   reread_user: Callable[[], dict[str, Any]] | None = None) -> tuple[Any, bool, quota.QuotaState]:
+                   reread_user: Callable[[], Account] | None = None) -> tuple[Any, bool, quota.QuotaState]:
     """Accept a perform: check its cheap preconditions on `user` and write the job. `user` may
     be a few seconds old (shared/users/recent.py): a refusal is then checked again on
     `reread_user()` before it is answered."""
@@ -69,7 +70,7 @@ def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], rou
     clean_topic = normalize_topic(topic)
     payload = {"routine_type": routine.type, "topic": clean_topic}
     key_hash = request_hash(routine.type, clean_topic)
-    user_id = str(user["_id"])
+    user_id = user.id
     try:
         try:
             state = _preconditions(settings, user, routine)
@@ -85,21 +86,21 @@ def submit_perform(jobs: JobStore, settings: Settings, user: dict[str, Any], rou
                                                    idempotency_key=idempotency_key, request_hash=key_hash)
         if not replayed:
             raise
-        return replayed, False, quota.state_of(user)
+        return replayed, False, quota.state_of_account(user)
     view, created = jobs.submit(kind="perform", user_id=user_id, payload=payload,
                                 idempotency_key=idempotency_key, request_hash=key_hash)
     return view, created, state
 
 
-def _preconditions(settings: Settings, user: dict[str, Any], routine: Routine) -> quota.QuotaState:
+def _preconditions(settings: Settings, user: Account, routine: Routine) -> quota.QuotaState:
     _require_voice(user)
-    shortest, _ = note_costs(routine, read_settings(user).language, settings.voice_model_id)
+    shortest, _ = note_costs(routine, user.settings.language, settings.voice_model_id)
     return quota.require_room_for(user, shortest)
 
 
-def _require_voice(user: dict[str, Any]) -> None:
-    has_voice = bool(user.get("voice_clone_id")) and user.get("voice_state") == "ready"
-    has_sample = bool((user.get("sample") or {}).get("normalized_id"))
+def _require_voice(user: Account) -> None:
+    has_voice = bool(user.voice_clone_id) and user.voice_state == "ready"
+    has_sample = bool(user.sample and user.sample.normalized_id)
     if not (has_voice or has_sample):
         raise VoiceCloneRequired("Record your voice sample before asking for a voice note.",
                                  action="Upload a 30 s - 3 min recording with POST /user/voice, then try again.")
@@ -133,7 +134,7 @@ def perform_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any])
 
 def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict[str, Any]:
     db, provider, settings = deps.db, deps.provider, deps.settings
-    user = db["users"].find_one({"_id": ObjectId(job["user_id"])})
+    user = users.by_id(db, ObjectId(job["user_id"]))
     if user is None:
         raise VoiceCloneRequired("The account no longer exists.")
     prefs = read_settings(user)

@@ -16,12 +16,13 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.clock import now
+from shared.clock import now, period_of
 from shared.errors import ProviderError, VoiceNotFound
 from shared.pool import records
 from shared.pool.remote import delete_remote_voice
 from shared.pool.service import VoicePool
-from shared.quota.service import period_of, roll_over
+from shared.quota.service import roll_over
+from shared.users import repository as users
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,6 @@ def reset_quotas(db: Database) -> int:
     """Start the new quota period for every user still in an old one (once per period)."""
     period = period_of()
     done = 0
-    for user in db["users"].find({"quota_period": {"$ne": period}}, {"_id": 1}):
+    for user in users.ids_outside_period(db, period):
         done += int(roll_over(db, user["_id"]))
     return done

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from bson import ObjectId
 from pymongo.database import Database
 
 from shared import metrics, storage
@@ -31,6 +30,7 @@ from shared.pool import records
 from shared.pool.lru import PoolOrder
 from shared.pool.remote import delete_remote_voice, ensure_remote_voice
 from shared.providers.voice.base import VoiceProvider
+from shared.users import repository as users
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +103,22 @@ class VoicePool:
                     return Acquired(voice_id, False, job_key)
             if fresh_user is user:
                 # before creating a voice, look again: the caller's read may predate a re-warm
-                fresh_user = self.db["users"].find_one({"_id": user_oid}) or {}
+                fresh_user = users.by_id(self.db, user_oid) or {}
                 if fresh_user:
                     continue
                 fresh_user = user
             sample = fresh_user.get("sample") or {}
             if not sample.get("normalized_id"):
                 raise VoiceCloneRequired("There is no voice or stored sample for this account.")
-            if self._claim_warm(user_oid, job_key):
+            if users.claim_warming(self.db, user_oid, job_key, WARM_CLAIM_STALE):
                 try:
                     # another run may have finished warming between our read and our claim
-                    claimed = self.db["users"].find_one({"_id": user_oid}) or fresh_user
+                    claimed = users.by_id(self.db, user_oid) or fresh_user
                     record = None
                     if not (claimed.get("voice_clone_id") and claimed.get("voice_state") == "ready"):
                         record = self._warm(claimed, claimed.get("sample") or sample, job_key, deadline)
                 finally:
-                    self._release_warm(user_oid, job_key)
+                    users.release_warming(self.db, user_oid, job_key)
                 if record is None:
                     fresh_user = claimed
                     continue
@@ -128,7 +128,7 @@ class VoicePool:
             if time.monotonic() > deadline:
                 raise VoiceLimitReached("Timed out waiting for this account's voice to be ready.")
             self.sleep(0.25)
-            fresh_user = self.db["users"].find_one({"_id": user_oid}) or user
+            fresh_user = users.by_id(self.db, user_oid) or user
 
     def release(self, acquired: Acquired) -> None:
         self.order.release(acquired.voice_id, acquired.job_key)
@@ -136,22 +136,9 @@ class VoicePool:
     def _warm(self, user: dict[str, Any], sample: dict[str, Any], job_key: str, deadline: float) -> dict:
         mp3 = storage.get(self.db, storage.SAMPLES, sample["normalized_id"])
         record = self.create_voice(str(user["_id"]), sample["sha256"], mp3, f"warm:{job_key}", deadline)
-        self.db["users"].update_one({"_id": user["_id"]}, {"$set": {
-            "voice_clone_id": record["voice_id"], "voice_record_id": record["_id"], "voice_state": "ready",
-            "updated_at": now()}})
+        users.set_voice_ready(self.db, user["_id"], record["voice_id"], record["_id"])
         log.info("voice re-warmed", extra={"voice_id": record["voice_id"]})
         return record
-
-    def _claim_warm(self, user_oid: ObjectId, job_key: str) -> bool:
-        ts = now()
-        result = self.db["users"].update_one(
-            {"_id": user_oid, "$or": [{"warming": None}, {"warming": {"$exists": False}},
-                                      {"warming.by": job_key}, {"warming.since": {"$lt": ts - WARM_CLAIM_STALE}}]},
-            {"$set": {"warming": {"by": job_key, "since": ts}}})
-        return result.matched_count == 1
-
-    def _release_warm(self, user_oid: ObjectId, job_key: str) -> None:
-        self.db["users"].update_one({"_id": user_oid, "warming.by": job_key}, {"$set": {"warming": None}})
 
     def _touch(self, record: dict[str, Any]) -> None:
         """Note the use in MongoDB, at most every TOUCH_EVERY: the exact recency lives in the
@@ -216,9 +203,7 @@ class VoicePool:
             record = records.mark_evicting(self.db, victim, reason)
             if record is None:
                 return True  # a stale entry (already gone): the caller simply retries
-            self.db["users"].update_one({"voice_clone_id": victim},
-                                        {"$set": {"voice_state": "evicted", "voice_clone_id": None,
-                                                  "updated_at": now()}})
+            users.mark_voice_evicted(self.db, victim)
             try:
                 delete_remote_voice(self.db, self.provider, str(record["_id"]))
             except ProviderError as exc:
@@ -243,8 +228,7 @@ class VoicePool:
     def voice_lost(self, voice_id: str) -> None:
         """The provider says the voice is gone: free its slot and send its user to re-warming."""
         records.mark_missing(self.db, voice_id)
-        self.db["users"].update_many({"voice_clone_id": voice_id}, {"$set": {
-            "voice_state": "evicted", "voice_clone_id": None, "updated_at": now()}})
+        users.mark_voice_evicted(self.db, voice_id)
         self.forget(voice_id)
         self._report_size()
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from shared.pool.schemas import PoolStatus
 from shared.pool.service import VoicePool
+from shared.users import repository as users
 
 
 def pool_status(pool: VoicePool) -> PoolStatus:
@@ -50,7 +51,7 @@ def voice_match_distribution(db) -> dict[str, Any]:
     unscored ones (cloned before scoring, or the phrase failed), and score quartiles."""
     bands = {"close": 0, "fair": 0, "far": 0, "unscored": 0}
     scores = []
-    for user in db["users"].find({"voice_clone_id": {"$ne": None}}, {"voice_match": 1}):
+    for user in users.voice_matches(db):
         match = user.get("voice_match")
         if not match:
             bands["unscored"] += 1

@@ -25,16 +25,10 @@ import pymongo
 from bson import ObjectId
 from pymongo.database import Database
 
-from shared.clock import now
+from shared.clock import now, period_of
 from shared.errors import AppError, QuotaExceeded
-
-#: fields of the user document the quota reads
-QUOTA_FIELDS = {"charCount": 1, "monthlyLimit": 1, "charsUsedRaw": 1, "quota_period": 1, "charged_jobs": 1}
-
-
-def period_of(ts: datetime | None = None) -> str:
-    ts = ts or now()
-    return f"{ts.year:04d}-{ts.month:02d}"
+from shared.users import repository as users
+from shared.users.account import Account
 
 
 def next_reset(period: str) -> datetime:
@@ -71,33 +65,36 @@ class Reservation:
 def roll_over(db: Database, user_oid: ObjectId, at: datetime | None = None) -> bool:
     """Start a new quota period for the user if theirs has ended. Idempotent per period:
     whoever runs it (beat, or a perform that notices first) resets once."""
-    period = period_of(at)
-    result = db["users"].update_one(
-        {"_id": user_oid, "quota_period": {"$ne": period}},
-        {"$set": {"quota_period": period, "charCount": 0, "charsUsedRaw": 0, "charged_jobs": [],
-                  "refunded_jobs": [], "held": {}, "quota_reset_at": now()}},
-    )
-    return result.modified_count == 1
+    return users.start_period(db, user_oid, period_of(at))
+
+
+def _state(period: str | None, char_count: int, monthly_limit: int, chars_used_raw: int) -> QuotaState:
+    """An account still in an ended month shows the fresh month it will roll over to."""
+    current = period_of()
+    if period != current:
+        return QuotaState(0, monthly_limit, 0, current)
+    return QuotaState(char_count, monthly_limit, chars_used_raw, current)
 
 
 def state_of(user: dict[str, Any]) -> QuotaState:
-    """The quota as this user document shows it; a document still in an ended month shows the
-    fresh month it will roll over to."""
-    period = period_of()
-    if user.get("quota_period") != period:
-        return QuotaState(0, user.get("monthlyLimit", 0), 0, period)
-    return QuotaState(user.get("charCount", 0), user.get("monthlyLimit", 0), user.get("charsUsedRaw", 0), period)
+    """The quota as this user document shows it."""
+    return _state(user.get("quota_period"), user.get("charCount", 0), user.get("monthlyLimit", 0),
+                  user.get("charsUsedRaw", 0))
+
+
+def state_of_account(user: Account) -> QuotaState:
+    """The quota as this account, read by the API, shows it."""
+    return _state(user.quota_period, user.char_count, user.monthly_limit or 0, user.chars_used_raw)
 
 
 def state(db: Database, user_oid: ObjectId) -> QuotaState:
-    user = db["users"].find_one({"_id": user_oid}, QUOTA_FIELDS)
-    return state_of(user or {})
+    return state_of(users.quota_of(db, user_oid) or {})
 
 
-def require_room_for(user: dict[str, Any], needed: int) -> QuotaState:
+def require_room_for(user: Account, needed: int) -> QuotaState:
     """The API's cheap precondition, from the user it already has: refuse a perform when what is
     left this month cannot pay for the shortest note the routine writes."""
-    current = state_of(user)
+    current = state_of_account(user)
     if current.remaining < needed:
         left = "nothing is" if current.remaining == 0 else f"only {current.remaining} are"
         raise QuotaExceeded(
@@ -129,9 +126,9 @@ def reserve(db: Database, user: dict[str, Any], job_id: str, *, longest: int, sh
             raise AppError("This job's characters were already given back; it cannot run again.")
         hold = earlier["held"]
     for _ in range(3):
-        if hold >= shortest and _hold(db, user_oid, job_id, period, hold):
+        if hold >= shortest and users.hold_characters(db, user_oid, job_id, period, hold):
             return Reservation(hold, period)
-        fresh = db["users"].find_one({"_id": user_oid}, QUOTA_FIELDS) or {}
+        fresh = users.quota_of(db, user_oid) or {}
         if job_id in (fresh.get("charged_jobs") or []):
             return Reservation(hold, period)  # an earlier run of the job held it
         current = state_of(fresh)
@@ -148,15 +145,6 @@ def reserve(db: Database, user: dict[str, Any], job_id: str, *, longest: int, sh
     raise QuotaExceeded("Other notes are using this month's characters right now; try again.")
 
 
-def _hold(db: Database, user_oid: ObjectId, job_id: str, period: str, hold: int) -> bool:
-    return db["users"].update_one(
-        {"_id": user_oid, "quota_period": period, "charged_jobs": {"$ne": job_id},
-         "refunded_jobs": {"$ne": job_id},
-         "$expr": {"$lte": [{"$add": [{"$ifNull": ["$charCount", 0]}, hold]}, "$monthlyLimit"]}},
-        {"$inc": {"charCount": hold}, "$push": {"charged_jobs": job_id}, "$set": {f"held.{job_id}": hold}},
-    ).modified_count == 1
-
-
 def settle(db: Database, user_oid: ObjectId, job_id: str, reservation: Reservation, *, raw: int, effective: int,
            provider_cost: int | None, also_set: dict[str, Any] | None = None) -> None:
     """Turn the job's hold into its real cost, once. `also_set`: bookkeeping fields of the user
@@ -164,12 +152,8 @@ def settle(db: Database, user_oid: ObjectId, job_id: str, reservation: Reservati
     if reservation.settled:
         return
     effective = min(effective, reservation.held)  # the prompt's length cap makes this a no-op
-    update: dict[str, Any] = {"$inc": {"charCount": effective - reservation.held, "charsUsedRaw": raw},
-                              "$unset": {f"held.{job_id}": ""}}
-    if also_set:
-        update["$set"] = also_set
-    db["users"].update_one(
-        {"_id": user_oid, f"held.{job_id}": {"$exists": True}, "quota_period": reservation.period}, update)
+    users.settle_characters(db, user_oid, job_id, reservation.period, held=reservation.held, effective=effective,
+                            raw=raw, also_set=also_set)
     db["charges"].update_one({"_id": job_id, "state": "reserved"}, {"$set": {
         "state": "charged", "raw": raw, "effective": effective, "provider_cost": provider_cost,
         "charged_at": now()}})
@@ -181,18 +165,12 @@ def release(db: Database, user_oid: ObjectId, job_id: str) -> bool:
     if charge is None or charge["state"] not in ("reserved", "charged"):
         return False
     if charge["state"] == "reserved":
-        user_filter = {f"held.{job_id}": {"$exists": True}}
-        give_back = {"charCount": -charge["held"]}
+        returned = users.release_hold(db, user_oid, job_id, charge["period"], charge["held"])
         outcome = "released"
     else:
-        user_filter = {"charged_jobs": job_id, f"held.{job_id}": {"$exists": False}}
-        give_back = {"charCount": -charge["effective"], "charsUsedRaw": -charge["raw"]}
+        returned = users.refund_charge(db, user_oid, job_id, charge["period"], effective=charge["effective"],
+                                       raw=charge["raw"])
         outcome = "refunded"
-    returned = db["users"].update_one(
-        {"_id": user_oid, "quota_period": charge["period"], **user_filter},
-        {"$inc": give_back, "$unset": {f"held.{job_id}": ""}, "$pull": {"charged_jobs": job_id},
-         "$push": {"refunded_jobs": job_id}},
-    ).modified_count == 1
     # the audit line says what happened to the charge even when its month has since rolled over
     db["charges"].update_one({"_id": job_id, "state": charge["state"]},
                              {"$set": {"state": outcome, f"{outcome}_at": now()}})

@@ -14,11 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
-
 from pymongo.database import Database
 
-from shared.users.service import get_user
+from shared.users.account import Account
+from shared.users.service import get_account
 
 DEFAULT_TTL_S = 5.0
 MAX_ENTRIES = 10_000
@@ -28,9 +27,9 @@ class RecentUsers:
     def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_entries: int = MAX_ENTRIES) -> None:
         self.ttl_s, self.max_entries = ttl_s, max_entries
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Account]] = OrderedDict()
 
-    def cached(self, user_id: str) -> dict[str, Any] | None:
+    def cached(self, user_id: str) -> Account | None:
         """The user if read less than `ttl_s` ago, else None. No I/O."""
         with self._lock:
             entry = self._entries.get(user_id)
@@ -41,9 +40,10 @@ class RecentUsers:
                 return None
             return entry[1]
 
-    def read(self, db: Database, user_id: str) -> dict[str, Any]:
-        """A fresh read, remembered. NotFound when the account does not exist."""
-        user = get_user(db, user_id)
+    def read(self, db: Database, user_id: str) -> Account:
+        """A fresh read, remembered (frozen, so every request may share it). NotFound when the
+        account does not exist."""
+        user = get_account(db, user_id)
         with self._lock:
             self._entries[user_id] = (time.monotonic(), user)
             self._entries.move_to_end(user_id)

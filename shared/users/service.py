@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pymongo
 import redis
@@ -12,17 +11,16 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.database import Database
 
-from shared.clock import now
 from shared.config import Settings
 from shared.errors import ActivationCodeInvalid, AlreadyExists, InvalidCredentials, NotFound
-from shared.quota.service import period_of
-from shared.users import codes, login_guard
+from shared.users import codes, login_guard, repository
+from shared.users.account import Account
 from shared.users.passwords import hash_password, needs_rehash, verify_password
 from shared.users.schemas import RegisterRequest, UserOut, UserSettings, UserSettingsUpdate
 from shared.users.tokens import issue_token
 
 
-def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str, Any]:
+def register(db: Database, settings: Settings, req: RegisterRequest) -> Account:
     """Create the account, consuming the activation code exactly once.
 
     The code is claimed first (atomically) under a one-off marker; if the account cannot be
@@ -31,26 +29,10 @@ def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str
     claimant = f"pending:{uuid.uuid4().hex}"
     if not codes.claim_code(db, req.activation_code, claimant):
         raise ActivationCodeInvalid("The activation code is unknown, already used or expired.")
-    ts = now()
-    doc = {
-        "username": req.username,
-        "username_lower": req.username.lower(),
-        "email": req.email.lower(),
-        "password_hash": hash_password(req.password),
-        "role": "user",
-        "settings": UserSettings().model_dump(mode="json"),
-        "voice_state": "none",
-        "voice_clone_id": None,
-        "voice_clone_previous_id": None,
-        "charCount": 0,
-        "charsUsedRaw": 0,
-        "monthlyLimit": settings.monthly_char_limit,
-        "quota_period": period_of(ts),
-        "created_at": ts,
-        "updated_at": ts,
-    }
     try:
-        result = db["users"].insert_one(doc)
+        doc = repository.create_account(
+            db, username=req.username, email=req.email, password_hash=hash_password(req.password),
+            settings=UserSettings().model_dump(mode="json"), monthly_limit=settings.monthly_char_limit)
     except pymongo.errors.DuplicateKeyError as exc:
         codes.release_code(db, req.activation_code, claimant)
         field = "email" if "email" in str(exc.details or exc) else "username"
@@ -58,13 +40,8 @@ def register(db: Database, settings: Settings, req: RegisterRequest) -> dict[str
     except Exception:
         codes.release_code(db, req.activation_code, claimant)
         raise
-    doc["_id"] = result.inserted_id
-    codes.confirm_code(db, req.activation_code, claimant, str(result.inserted_id))
-    return doc
-
-
-#: device tokens kept per account (the most recent logins' clients)
-MAX_DEVICES = 10
+    codes.confirm_code(db, req.activation_code, claimant, str(doc["_id"]))
+    return Account.of(doc)
 
 
 @dataclass(frozen=True)
@@ -79,8 +56,7 @@ def login(db: Database, r: redis.Redis, settings: Settings, login: str, password
     """Check the credentials (the same error for any wrong part), throttled by login_guard;
     a client without a valid device token gets one, to send on its next logins."""
     login = login.strip()
-    query = {"email": login.lower()} if "@" in login else {"username_lower": login.lower()}
-    user = db["users"].find_one(query, {"password_hash": 1, "role": 1, "devices": 1})
+    user = repository.credentials_of(db, login)
     known = login_guard.device_hash(device_token) if device_token else None
     if user is None or known not in {d.get("hash") for d in user.get("devices") or ()}:
         known = None
@@ -89,16 +65,10 @@ def login(db: Database, r: redis.Redis, settings: Settings, login: str, password
     if not verify_password(user["password_hash"] if user else None, password):
         raise InvalidCredentials("Wrong username/email or password.")
     login_guard.succeeded(r, attempt, ip)
-    changes: dict[str, Any] = {}
-    if needs_rehash(user["password_hash"]):
-        changes["$set"] = {"password_hash": hash_password(password)}
-    issued = None
-    if known is None:
-        issued = login_guard.new_device_token()
-        changes["$push"] = {"devices": {"$each": [{"hash": login_guard.device_hash(issued), "since": now()}],
-                                        "$slice": -MAX_DEVICES}}
-    if changes:
-        db["users"].update_one({"_id": user["_id"]}, changes)
+    issued = login_guard.new_device_token() if known is None else None
+    repository.record_login(
+        db, user["_id"], password_hash=hash_password(password) if needs_rehash(user["password_hash"]) else None,
+        device_hash=login_guard.device_hash(issued) if issued else None)
     token, ttl = issue_token(settings, str(user["_id"]), user.get("role", "user"))
     return LoggedIn(token, ttl, issued)
 
@@ -110,51 +80,38 @@ def _oid(user_id: str) -> ObjectId:
         raise NotFound("No such user.") from exc
 
 
-def get_user(db: Database, user_id: str) -> dict[str, Any]:
-    user = db["users"].find_one({"_id": _oid(user_id)}, {"password_hash": 0})
+def get_account(db: Database, user_id: str) -> Account:
+    """The account, read now. NotFound when it does not exist."""
+    user = repository.by_id(db, _oid(user_id))
     if user is None:
         raise NotFound("No such user.")
-    return user
+    return Account.of(user)
 
 
-def profile(user: dict[str, Any], settings: Settings) -> UserOut:
+def profile(user: Account, settings: Settings) -> UserOut:
     return UserOut(
-        id=str(user["_id"]),
-        username=user["username"],
-        email=user["email"],
-        role=user.get("role", "user"),
-        created_at=user["created_at"],
-        voice_state=user.get("voice_state", "none"),
-        charCount=user.get("charCount", 0),
-        monthlyLimit=user.get("monthlyLimit", settings.monthly_char_limit),
-        charsUsedRaw=user.get("charsUsedRaw", 0),
-        charsUsedEffective=user.get("charCount", 0),
-        quotaPeriod=user.get("quota_period"),
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        role=user.role,
+        created_at=user.created_at,
+        voice_state=user.voice_state,
+        charCount=user.char_count,
+        monthlyLimit=settings.monthly_char_limit if user.monthly_limit is None else user.monthly_limit,
+        charsUsedRaw=user.chars_used_raw,
+        charsUsedEffective=user.char_count,
+        quotaPeriod=user.quota_period,
     )
 
 
-def read_settings(user: dict[str, Any]) -> UserSettings:
-    """Stored settings with defaults for missing fields; unknown legacy keys are dropped."""
-    stored = {k: v for k, v in (user.get("settings") or {}).items() if k in UserSettings.model_fields}
-    return UserSettings.model_validate(stored)
-
-
-def update_settings(db: Database, user_id: str, update: UserSettingsUpdate) -> UserSettings:
-    user = get_user(db, user_id)
-    merged = read_settings(user).model_dump() | update.model_dump(exclude_unset=True)
+def update_settings(db: Database, user: Account, update: UserSettingsUpdate) -> UserSettings:
+    """The account's settings with `update` applied, validated and saved."""
+    merged = user.settings.model_dump() | update.model_dump(exclude_unset=True)
     validated = UserSettings.model_validate(merged)
-    db["users"].update_one({"_id": user["_id"]},
-                           {"$set": {"settings": validated.model_dump(mode="json"), "updated_at": now()}})
+    repository.save_settings(db, user.oid, validated.model_dump(mode="json"))
     return validated
 
 
-def set_role(db: Database, username: str, role: str) -> bool:
-    result = db["users"].update_one({"username_lower": username.lower()}, {"$set": {"role": role}})
-    return result.matched_count == 1
-
-
 def ensure_indexes(db: Database) -> None:
-    users = db["users"]
-    users.create_index("username_lower", unique=True, name="username_unique")
-    users.create_index("email", unique=True, name="email_unique")
+    repository.ensure_indexes(db)
     codes.ensure_indexes(db)

@@ -35,6 +35,8 @@ from shared.pool import records
 from shared.pool.service import VoicePool
 from shared.providers.voice.base import VoiceProvider, VoiceSettings
 from shared.stores import redis_client
+from shared.users import repository as users
+from shared.users.account import Account
 from shared.voices.schemas import VoiceMeta
 
 log = logging.getLogger(__name__)
@@ -59,19 +61,19 @@ def sample_rules(settings: Settings) -> SampleRules:
 # ------------------------------------------------------------------ API side
 
 
-def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[str, Any], data: bytes,
+def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: Account, data: bytes,
                   filename: str, content_type: str | None) -> Any:
     """Validate cheaply, store the original, start the clone job. Returns the job view."""
     if len(data) > settings.sample_max_bytes:
         raise SampleTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is "
                              f"{settings.sample_max_bytes / 1e6:.0f} MB.")
     info = probe(data)  # SampleUnsupported for anything that is not audio, whatever its name
-    user_id = str(user["_id"])
+    user_id = user.id
     # The reservation is the job id from the start: the worker releases it by that id, however
     # soon it finishes (were it swapped in after the enqueue, a fast clone would release
     # nothing and leave the account "in progress").
     job_id = new_job_id()
-    if not _reserve_clone(db, user["_id"], job_id):
+    if not users.reserve_clone(db, user.oid, job_id, STALE_CLONE_AFTER):
         raise CloneInProgress("A voice sample is already being processed for this account.")
     original_id = None
     try:
@@ -83,23 +85,9 @@ def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: dict[s
             "format": info.format_name, "codec": info.codec_name, "declared_duration_s": info.duration_s})
     except BaseException:
         storage.delete(db, storage.SAMPLES, original_id)
-        _release_clone(db, user["_id"], job_id)
+        users.release_clone(db, user.oid, job_id)
         raise
     return view
-
-
-def _reserve_clone(db: Database, user_oid: ObjectId, reservation: str) -> bool:
-    ts = now()
-    result = db["users"].update_one(
-        {"_id": user_oid, "$or": [{"clone_job": None}, {"clone_job": {"$exists": False}},
-                                  {"clone_job.since": {"$lt": ts - STALE_CLONE_AFTER}}]},
-        {"$set": {"clone_job": {"id": reservation, "since": ts}}},
-    )
-    return result.modified_count == 1
-
-
-def _release_clone(db: Database, user_oid: ObjectId, job_or_reservation: str) -> None:
-    db["users"].update_one({"_id": user_oid, "clone_job.id": job_or_reservation}, {"$set": {"clone_job": None}})
 
 
 # ------------------------------------------------------------------ worker side
@@ -126,7 +114,7 @@ def run_clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[
     # Marked before the slot is released, so no upload slips in between: the API refuses
     # new samples for UPLOAD_COOLDOWN_S from this mark (shared/ratelimit.py).
     ratelimit.record_clone_success(redis_client(deps.settings), job["user_id"])
-    _release_clone(db, user_oid, job["_id"])
+    users.release_clone(db, user_oid, job["_id"])
     return result
 
 
@@ -138,7 +126,7 @@ def _clone(job: dict[str, Any], deps: CloneDeps, progress: Progress) -> dict[str
     data = storage.get(db, storage.SAMPLES, payload["original_id"])
     cleaned = clean_sample(data, sample_rules(deps.settings), on_stage=lambda s: progress(s, stage_progress[s]))
     quality = cleaned.report.to_dict()
-    user = db["users"].find_one({"_id": ObjectId(user_id)})
+    user = users.by_id(db, ObjectId(user_id))
 
     current = records.by_voice_id(db, user["voice_clone_id"]) if user.get("voice_clone_id") else None
     already_done = db["voices"].find_one({"job_id": job["_id"], "state": "ready"})
@@ -227,15 +215,13 @@ def _save_sample(db: Database, user: dict[str, Any], job: dict[str, Any], cleane
               "sha256": cleaned.sha256, "quality": quality, "format": payload.get("format"),
               "speaker_embedding": Binary(np.asarray(cleaned.speaker_embedding, "<f4").tobytes()),
               "saved_at": now()}
-    changes: dict[str, Any] = {"last_clone": {"job_id": job["_id"], "action": action, "error": None, "at": now()},
-                               "updated_at": now()}
-    if action != "update_skipped":
-        changes.update({"sample": sample, "voice_state": "ready",
-                        "voice_clone_id": voice_record["voice_id"], "voice_record_id": voice_record["_id"],
-                        "voice_clone_previous_id": previous_id, "voice_match": voice_match,
-                        "voice_flag": voice_flag})
-    db["users"].update_one({"_id": user["_id"]}, {"$set": changes})
-    if action != "update_skipped" and old_sample.get("job_id") != job["_id"]:
+    if action == "update_skipped":
+        users.record_clone_skipped(db, user["_id"], job["_id"])
+        return
+    users.set_cloned_voice(db, user["_id"], job["_id"], action=action, sample=sample,
+                           voice_id=voice_record["voice_id"], voice_record_id=voice_record["_id"],
+                           previous_id=previous_id, voice_match=voice_match, voice_flag=voice_flag)
+    if old_sample.get("job_id") != job["_id"]:
         # the superseded sample files are no longer anyone's
         storage.delete(db, storage.SAMPLES, old_sample.get("original_id"))
         storage.delete(db, storage.SAMPLES, old_sample.get("normalized_id"))
@@ -246,33 +232,25 @@ def clone_job_failed(db: Database, job: dict[str, Any], error: dict[str, Any]) -
     time limit, the stranded-job sweeper): the user's previous voice stays as it was, the clone
     slot is free again and no stray file is kept."""
     user_oid = ObjectId(job["user_id"])
-    user = db["users"].find_one({"_id": user_oid}, {"voice_state": 1, "voice_clone_id": 1})
+    user = users.voice_state_of(db, user_oid)
     state = user.get("voice_state", "none") if user else "none"
-    changes: dict[str, Any] = {"clone_job": None, "updated_at": now(),
-                               "last_clone": {"job_id": job["_id"], "action": "failed", "error": error,
-                                              "at": now()}}
-    if state in ("none", "pending", "failed") and not (user or {}).get("voice_clone_id"):
-        changes["voice_state"] = "failed"
-    db["users"].update_one({"_id": user_oid, "clone_job.id": job["_id"]}, {"$set": changes})
-    db["users"].update_one({"_id": user_oid}, {"$set": {"last_clone": changes["last_clone"]}})
+    users.record_clone_failure(db, user_oid, job["_id"], error, voice_failed=state in ("none", "pending", "failed")
+                               and not (user or {}).get("voice_clone_id"))
     storage.delete(db, storage.SAMPLES, job["payload"].get("original_id"))
 
 
-def voice_meta(user: dict[str, Any]) -> VoiceMeta:
+def voice_meta(user: Account) -> VoiceMeta:
     """What GET /user/voice/meta shows."""
-    sample = user.get("sample") or {}
-    state = "pending" if (user.get("clone_job") or {}).get("id") else user.get("voice_state", "none")
+    sample = user.sample
     return VoiceMeta.model_validate({
-        "state": state,
-        "voice_clone_id": user.get("voice_clone_id"),
-        "voice_clone_previous_id": user.get("voice_clone_previous_id"),
-        "sample": {"sha256": sample.get("sha256"), "quality": sample.get("quality"),
-                   "format": sample.get("format"), "saved_at": sample.get("saved_at")} if sample else None,
-        "clone_job_id": (user.get("clone_job") or {}).get("id"),
-        #: {score 0-100, band close|fair|far, cosine} of the current voice; None before a clone
-        "voice_match": user.get("voice_match"),
-        #: {code, message, action} when the voice's match is under the configured floor
-        "voice_flag": user.get("voice_flag"),
-        "last_action": (user.get("last_clone") or {}).get("action"),
-        "last_error": (user.get("last_clone") or {}).get("error"),
+        "state": "pending" if user.clone_job_id else user.voice_state,
+        "voice_clone_id": user.voice_clone_id,
+        "voice_clone_previous_id": user.voice_clone_previous_id,
+        "sample": {"sha256": sample.sha256, "quality": sample.quality,
+                   "format": sample.format, "saved_at": sample.saved_at} if sample else None,
+        "clone_job_id": user.clone_job_id,
+        "voice_match": user.voice_match,
+        "voice_flag": user.voice_flag,
+        "last_action": (user.last_clone or {}).get("action"),
+        "last_error": (user.last_clone or {}).get("error"),
     })

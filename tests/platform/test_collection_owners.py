@@ -15,11 +15,7 @@ OWNERS = {
     "recordings": {"shared/recordings/service.py"},
     "charges": {"shared/quota/service.py"},
     "activation_codes": {"shared/users/codes.py"},
-    # Not yet one owner: the account document is still written by the modules whose state it
-    # carries (quota, voice clone, pool). Listed so a new writer fails; the next step is a
-    # users repository with intent-named writes (reserve_clone, set_voice_ready, ...).
-    "users": {"shared/users/service.py", "shared/quota/service.py", "shared/voices/clone.py",
-              "shared/pool/service.py"},
+    "users": {"shared/users/repository.py"},
 }
 
 

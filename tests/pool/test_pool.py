@@ -220,8 +220,9 @@ def test_leased_voice_is_never_evicted_and_disabled_pool_fails_clearly(stack, ba
 
 
 def test_month_rollover_resets_quotas_once(stack):
+    from shared.clock import period_of
     from shared.pool.maintenance import reset_quotas
-    from shared.quota.service import period_of, reserve, settle
+    from shared.quota.service import reserve, settle
 
     user, headers = stack.users()
     oid = ObjectId(user["id"])

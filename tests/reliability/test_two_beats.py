@@ -43,7 +43,7 @@ def fire_twice(stack, task: str) -> None:
 
 def test_quota_reset_runs_once_per_user_when_two_beats_fire(stack):
     from shared.pool.maintenance import reset_quotas
-    from shared.quota.service import period_of
+    from shared.clock import period_of
 
     users = [stack.users()[0] for _ in range(12)]
     oids = [ObjectId(u["id"]) for u in users]

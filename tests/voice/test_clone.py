@@ -247,6 +247,7 @@ def test_a_clone_that_finishes_before_the_upload_answers_leaves_the_account_free
     import time
 
     from shared.jobs.service import JobStore
+    from shared.users.account import Account
     from shared.voices.clone import accept_upload
 
     class FinishedBeforeReturning(JobStore):
@@ -260,7 +261,7 @@ def test_a_clone_that_finishes_before_the_upload_answers_leaves_the_account_free
     user, headers = new_user()
     store = FinishedBeforeReturning(db, rds, settings.job_status_ttl_s, broker_url=settings.celery_broker_url)
     user_doc = db["users"].find_one({"_id": ObjectId(user["id"])})
-    view = accept_upload(db, store, settings, user_doc, samples.original(), "sample.mp3", "audio/mpeg")
+    view = accept_upload(db, store, settings, Account.of(user_doc), samples.original(), "sample.mp3", "audio/mpeg")
     assert wait_job(client, view.job_id, headers)["state"] == "succeeded"
     assert db["users"].find_one({"_id": ObjectId(user["id"])}).get("clone_job") is None
     assert client.get("/user/voice/meta", headers=headers).json()["state"] == "ready"
