@@ -31,24 +31,18 @@ class RetryPolicy:
     max_delay_s: float = 8.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """The wait after the given 1-based failed attempt (see `wait`)."""
+        """Full jitter after the given 1-based failed attempt: uniform over [0, min(max,
+        base * 2 ** (attempt - 1))], so retries from many workers do not align; at least the
+        provider's Retry-After, but a worker is not parked for longer than the maximum."""
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = attempt
-        return self._delay(state, retry_after)
+        delay = wait_random_exponential(multiplier=self.base_delay_s, max=self.max_delay_s)(state)
+        return delay if retry_after is None else max(delay, min(retry_after, self.max_delay_s))
 
     def wait(self, state: RetryCallState) -> float:
-        """Tenacity wait strategy: full jitter, raised to the failed attempt's Retry-After."""
+        """The tenacity wait strategy: `delay`, with the failed attempt's Retry-After."""
         failure = state.outcome.exception() if state.outcome is not None else None
-        return self._delay(state, getattr(failure, "retry_after", None))
-
-    def _delay(self, state: RetryCallState, retry_after: float | None) -> float:
-        # Full jitter: uniform over [0, min(max, base * 2 ** (attempt - 1))], so retries from
-        # many workers do not align; tenacity caps the exponent's overflow at the maximum.
-        delay = wait_random_exponential(multiplier=self.base_delay_s, max=self.max_delay_s)(state)
-        if retry_after is not None:
-            # The provider's own wait, but a worker is not parked for longer than the maximum.
-            delay = max(delay, min(retry_after, self.max_delay_s))
-        return delay
+        return self.delay(state.attempt_number, getattr(failure, "retry_after", None))
 
 
 class CircuitOpenError(ProviderUnavailable):
