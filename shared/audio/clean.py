@@ -12,12 +12,13 @@ measured value and the bound, and `details["report"]` when a quality report exis
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shared.audio.codec import AudioInfo, decode_to_mono, encode_mp3, probe, to_pcm16
+from shared.audio.codec import AudioDecodeError, AudioInfo, decode_to_mono, encode_mp3, probe, to_pcm16
 from shared.audio.edit import apply_fades, keep_spans, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import Normalized, normalize_loudness
@@ -123,8 +124,9 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
     sr = rules.sample_rate
 
     stage("decoding")
-    info = probe(data)
-    samples = decode_to_mono(data, sr, max_seconds=rules.max_total_s + DECODE_MARGIN_S)
+    with _unreadable_upload():
+        info = probe(data)
+        samples = decode_to_mono(data, sr, max_seconds=rules.max_total_s + DECODE_MARGIN_S)
     _check_decoded(samples, info, rules)
 
     stage("normalizing")
@@ -151,6 +153,22 @@ def clean_sample(data: bytes, rules: SampleRules = SampleRules(),
         duration_s=report.duration_after_s,
         speaker_embedding=speakers.embedding.vector,
     )
+
+
+def probe_upload(data: bytes) -> AudioInfo:
+    """`codec.probe` for an upload: bytes that are not audio we read are SampleUnsupported."""
+    with _unreadable_upload():
+        return probe(data)
+
+
+@contextmanager
+def _unreadable_upload() -> Iterator[None]:
+    # The codec's decode error is neutral; here the bytes are the user's upload, so it becomes
+    # their sample error, with the codec's words as the message.
+    try:
+        yield
+    except AudioDecodeError as exc:
+        raise SampleUnsupported(str(exc)) from exc
 
 
 def _check_decoded(samples: np.ndarray, info: AudioInfo, rules: SampleRules) -> None:

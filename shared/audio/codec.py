@@ -7,6 +7,10 @@ avoids a process start per note.
 Untrusted input: a few kilobytes of FLAC or Opus can declare hours of digital silence, so
 `decode_to_mono` takes a bound and ffmpeg stops producing (and reading) at that length; a
 wall-clock timeout backs it up against inputs that are slow to demux.
+
+Bytes that are not audio we can read raise AudioDecodeError, which says nothing about whose
+bytes they were: the clone path makes it the user's SampleUnsupported (shared/audio/clean.py),
+and for a provider's audio it is the provider's fault.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from shared.errors import SampleUnsupported
-
 #: containers we accept, as ffprobe names them (format_name is a comma list)
 ACCEPTED_FORMATS = frozenset({
     "mp3", "wav", "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "aac", "ogg", "matroska", "webm", "flac",
@@ -34,6 +36,13 @@ PIPE_BYTES = 1 << 20
 #: fixture 3 and 2 both code speech at > 40 dB SNR, and 2 takes twice as long (0.43 vs 0.23 s
 #: for a minute of audio), the largest single cost of cleaning a sample.
 MP3_QUALITY = 3
+
+
+class AudioDecodeError(ValueError):
+    """The bytes are not audio we can read: empty, no audio stream, a container we do not
+    accept, damaged, or too slow to read. The message says which, in words fit for a user.
+
+    A ValueError, as UnicodeDecodeError is: the argument has the right type, not a usable value."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,9 @@ def _with_tempfile(data: bytes, fn):
 def probe(data: bytes) -> AudioInfo:
     """Identify the container and first audio stream from the bytes alone.
 
-    Raises SampleUnsupported when the bytes are not audio we accept, whatever their name says."""
+    Raises AudioDecodeError when the bytes are not audio we accept, whatever their name says."""
     if not data:
-        raise SampleUnsupported("The file is empty.")
+        raise AudioDecodeError("The file is empty.")
 
     def run(path: str) -> AudioInfo:
         try:
@@ -70,17 +79,17 @@ def probe(data: bytes) -> AudioInfo:
                 capture_output=True, timeout=DECODE_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
-            raise SampleUnsupported("The file took too long to read; it may be damaged.") from None
+            raise AudioDecodeError("The file took too long to read; it may be damaged.") from None
         if proc.returncode != 0:
-            raise SampleUnsupported("The file is not an audio recording we can read.")
+            raise AudioDecodeError("The file is not an audio recording we can read.")
         meta = json.loads(proc.stdout or b"{}")
         streams = meta.get("streams") or []
         fmt = meta.get("format") or {}
         if not streams:
-            raise SampleUnsupported("The file holds no audio stream.")
+            raise AudioDecodeError("The file holds no audio stream.")
         names = set((fmt.get("format_name") or "").split(","))
         if not names & ACCEPTED_FORMATS:
-            raise SampleUnsupported(f"Unsupported audio container '{fmt.get('format_name')}'.")
+            raise AudioDecodeError(f"Unsupported audio container '{fmt.get('format_name')}'.")
         stream = streams[0]
         duration = stream.get("duration") or fmt.get("duration")
         return AudioInfo(
@@ -117,7 +126,7 @@ def _pcm_output(input_index: int, sample_rate: int, max_seconds: float | None, t
 def _pcm_samples(raw: bytes) -> np.ndarray:
     usable = len(raw) // 4 * 4
     if usable == 0:
-        raise SampleUnsupported("The audio could not be decoded; the file may be damaged or truncated.")
+        raise AudioDecodeError("The audio could not be decoded; the file may be damaged or truncated.")
     samples = np.frombuffer(raw[:usable], dtype="<f4").astype(np.float32, copy=True)
     np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     np.clip(samples, -1.0, 1.0, out=samples)
@@ -132,7 +141,7 @@ def decode_to_mono(data: bytes, sample_rate: int, max_seconds: float | None = No
     input was longer, so it can tell "too long" from "exactly the limit".
 
     A damaged or cut-off file yields whatever decoded before the damage (ffmpeg may still exit
-    non-zero); only a file that yields nothing raises SampleUnsupported. Callers compare the
+    non-zero); only a file that yields nothing raises AudioDecodeError. Callers compare the
     length with `probe(...).duration_s` to tell a truncated upload from a short one."""
 
     def run(path: str) -> np.ndarray:
@@ -140,7 +149,7 @@ def decode_to_mono(data: bytes, sample_rate: int, max_seconds: float | None = No
         try:
             proc = _run_large_output(cmd)
         except subprocess.TimeoutExpired:
-            raise SampleUnsupported("The audio took too long to decode; the file may be damaged.") from None
+            raise AudioDecodeError("The audio took too long to decode; the file may be damaged.") from None
         return _pcm_samples(proc.stdout)
 
     return _with_tempfile(data, run)
@@ -151,7 +160,7 @@ def decode_many_to_mono(items: list[bytes], sample_rate: int, max_seconds: float
 
     Starting ffmpeg costs ~50 ms (it links against ~150 shared libraries), more than decoding
     a sentence; a note made of N sentence chunks pays it once instead of N times. Raises
-    SampleUnsupported if any item cannot be decoded."""
+    AudioDecodeError if any item cannot be decoded."""
     if not items:
         return []
     with tempfile.TemporaryDirectory(prefix="nv-audio-") as tmp:
@@ -168,9 +177,9 @@ def decode_many_to_mono(items: list[bytes], sample_rate: int, max_seconds: float
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise SampleUnsupported("The audio took too long to decode; a file may be damaged.") from None
+            raise AudioDecodeError("The audio took too long to decode; a file may be damaged.") from None
         if proc.returncode != 0 and not all(os.path.exists(path) for path in outputs):
-            raise SampleUnsupported("The audio could not be decoded; a file may be damaged or truncated.")
+            raise AudioDecodeError("The audio could not be decoded; a file may be damaged or truncated.")
         decoded = []
         for path in outputs:
             with open(path, "rb") as fh:

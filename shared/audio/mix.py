@@ -21,12 +21,11 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from shared.audio.codec import decode_many_to_mono, decode_to_mono, encode_mp3
+from shared.audio.codec import AudioDecodeError, decode_many_to_mono, decode_to_mono, encode_mp3
 from shared.audio.edit import apply_fades, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import normalize_loudness
 from shared.audio.vad import audible_span
-from shared.errors import SampleUnsupported
 
 BED_MIN_DB = -40.0
 BED_MAX_DB = -12.0
@@ -155,7 +154,12 @@ class RenderedNote:
 @lru_cache(maxsize=4)
 def _cached_fan_loop(path: str, mtime_ns: int, size: int, sr: int) -> np.ndarray:
     with open(path, "rb") as fh:
-        loop = decode_to_mono(fh.read(), sr, max_seconds=MAX_FAN_LOOP_S)
+        data = fh.read()
+    try:
+        loop = decode_to_mono(data, sr, max_seconds=MAX_FAN_LOOP_S)
+    except AudioDecodeError as exc:
+        # Not a ValueError: a broken FAN_LOOP_PATH is our configuration, not the provider's audio.
+        raise RuntimeError(f"the fan loop {path} cannot be decoded: {exc}") from exc
     loop.setflags(write=False)  # shared between notes
     return loop
 
@@ -172,15 +176,13 @@ def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, backgrou
                 sample_rate: int = 44100, bitrate_kbps: int = 128) -> RenderedNote:
     """Decode, join, mix, normalise and encode a voice note (MP3, mono, `sample_rate`).
 
-    Raises ValueError when there is nothing usable to render (no chunks, undecodable chunks,
-    only silence): a provider fault, not something to ship to a listener."""
+    Raises ValueError when there is nothing usable to render (no chunks, only silence), and
+    its AudioDecodeError for chunks that are not audio: a provider fault, not something to
+    ship to a listener."""
     if not voice_chunks_mp3:
         raise ValueError("no voice chunks to render")
     bed_level_db(background_volume)  # validate before any work
-    try:
-        chunks = decode_many_to_mono(voice_chunks_mp3, sample_rate, max_seconds=MAX_CHUNK_S)
-    except SampleUnsupported as exc:  # provider output, not a user upload: not a sample error
-        raise ValueError(f"the voice chunks could not be decoded ({exc.message})") from exc
+    chunks = decode_many_to_mono(voice_chunks_mp3, sample_rate, max_seconds=MAX_CHUNK_S)
     voice = join_chunks(chunks, sample_rate)
     if len(voice) == 0:
         raise ValueError("the voice chunks are silent")

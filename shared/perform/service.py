@@ -23,6 +23,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from shared import metrics
+from shared.audio.codec import AudioDecodeError
 from shared.audio.mix import render_note
 from shared.clock import now
 from shared.config import Settings
@@ -180,6 +181,9 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
                                background_volume=prefs.background_volume,
                                fan_loop_path=settings.fan_loop_path or None,
                                target_lufs=settings.note_target_lufs, true_peak_dbtp=settings.note_true_peak_dbtp)
+    except AudioDecodeError as exc:  # the provider's chunks are not audio: its fault, not the user's
+        raise ProviderUnavailable("The voice provider returned unusable audio "
+                                  f"(the voice chunks could not be decoded ({exc})).") from exc
     except ValueError as exc:  # silent or empty audio from the provider
         raise ProviderUnavailable(f"The voice provider returned unusable audio ({exc}).") from exc
 

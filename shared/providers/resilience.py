@@ -1,19 +1,23 @@
-"""Retries with exponential backoff and full jitter, and a per-provider circuit breaker.
+"""Retries with exponential backoff and full jitter (tenacity), and a per-provider circuit breaker.
 
 Both are process-local: each worker process protects itself. The breaker opens after
 `failure_threshold` consecutive failures, fails fast while open, and lets one trial call
 through after `reset_timeout_s` (half-open); a success closes it again.
+
+The breaker is ours, not a library's: see "Libraries we lean on and why" in
+docs/ARCHITECTURE.md for what pybreaker, circuitbreaker and aiobreaker lack.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.errors import ProviderError, ProviderUnavailable
 
@@ -27,14 +31,18 @@ class RetryPolicy:
     max_delay_s: float = 8.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Full-jitter backoff for the given 1-based failed attempt; honours Retry-After."""
-        # Bound the exponent: 2 ** 1100 as a float overflows, and the cap is reached long before.
-        exponent = min(max(attempt - 1, 0), 62)
-        cap = min(self.max_delay_s, self.base_delay_s * (2 ** exponent))
-        delay = random.uniform(0, cap)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_delay_s))
-        return delay
+        """Full jitter after the given 1-based failed attempt: uniform over [0, min(max,
+        base * 2 ** (attempt - 1))], so retries from many workers do not align; at least the
+        provider's Retry-After, but a worker is not parked for longer than the maximum."""
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        delay = wait_random_exponential(multiplier=self.base_delay_s, max=self.max_delay_s)(state)
+        return delay if retry_after is None else max(delay, min(retry_after, self.max_delay_s))
+
+    def wait(self, state: RetryCallState) -> float:
+        """The tenacity wait strategy: `delay`, with the failed attempt's Retry-After."""
+        failure = state.outcome.exception() if state.outcome is not None else None
+        return self.delay(state.attempt_number, getattr(failure, "retry_after", None))
 
 
 class CircuitOpenError(ProviderUnavailable):
@@ -66,6 +74,29 @@ class CircuitBreaker:
         if self._clock() - self._opened_at >= self.reset_timeout_s:
             return self.HALF_OPEN
         return self.OPEN
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` if the breaker lets it through, and judge the provider by its outcome.
+
+        A retryable ProviderError is a failure. A non-retryable one (a 4xx the provider will
+        repeat) counts as a healthy answer: the provider is up, it just said no. Anything else
+        is not a provider answer (a bug in our code, KeyboardInterrupt): it judges nothing,
+        but frees a half-open trial slot. The lock is not held while `fn` runs, so callers in
+        other threads are not queued behind a slow provider."""
+        self.before_call()
+        try:
+            result = fn()
+        except ProviderError as exc:
+            if exc.retryable:
+                self.record_failure()
+            else:
+                self.record_success()
+            raise
+        except BaseException:
+            self.release_trial()
+            raise
+        self.record_success()
+        return result
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless a call may go through now."""
@@ -114,44 +145,32 @@ def call_with_retries(
     on_retry: Callable[[int, ProviderError], None] | None = None,
     should_retry: Callable[[ProviderError], bool] | None = None,
 ) -> T:
-    """Run `fn`; retry ProviderErrors marked retryable, counting them against the breaker.
+    """Run `fn`; retry ProviderErrors marked retryable, each attempt judged by the breaker.
 
-    Non-retryable ProviderErrors (a 4xx the provider will repeat) pass straight through and
-    count as a healthy answer for the breaker: the provider is up, it just said no.
+    Non-retryable ProviderErrors pass straight through (and, for the breaker, are a healthy
+    answer). An open breaker ends the retries at once: its CircuitOpenError is not retried.
 
     `should_retry` lets a caller veto the retry of a retryable error (a non-idempotent call
     whose outcome is unknown): the error still counts as a failure for the breaker, and is
     raised at once."""
-    attempt = 0
-    while True:
-        attempt += 1
-        if breaker is not None:
-            breaker.before_call()
-        try:
-            result = fn()
-        except ProviderError as exc:
-            if not exc.retryable:
-                if breaker is not None:
-                    breaker.record_success()
-                raise
-            if breaker is not None:
-                breaker.record_failure()
-            if attempt >= policy.attempts:
-                raise
-            if should_retry is not None and not should_retry(exc):
-                raise
-            if on_retry is not None:
-                on_retry(attempt, exc)
-            sleep(policy.delay(attempt, exc.retry_after))
-            continue
-        except BaseException:
-            # Not a provider answer: do not judge the provider, but free a half-open trial slot.
-            if breaker is not None:
-                breaker.release_trial()
-            raise
-        if breaker is not None:
-            breaker.record_success()
-        return result
+
+    def worth_retrying(exc: BaseException) -> bool:
+        return (isinstance(exc, ProviderError) and exc.retryable and not isinstance(exc, CircuitOpenError)
+                and (should_retry is None or should_retry(exc)))
+
+    def report_retry(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            on_retry(state.attempt_number, state.outcome.exception())  # type: ignore[arg-type]
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=policy.wait,
+        retry=retry_if_exception(worth_retrying),
+        sleep=sleep,
+        before_sleep=report_retry,
+        reraise=True,  # the provider's own error, not tenacity's RetryError
+    )
+    return retrying(breaker.call, fn) if breaker is not None else retrying(fn)
 
 
 # ---------------------------------------------------------------- process-wide breakers

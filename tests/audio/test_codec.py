@@ -7,6 +7,7 @@ import pytest
 from scipy import signal
 
 from shared.audio.codec import (
+    AudioDecodeError,
     decode_many_to_mono,
     decode_to_mono,
     encode_mp3,
@@ -15,7 +16,7 @@ from shared.audio.codec import (
     to_pcm16,
 )
 from shared.audio.loudness import integrated_loudness
-from shared.errors import SampleUnsupported
+from shared.errors import AppError
 from tests.audio.helpers import SR, ffmpeg_transcode
 
 
@@ -27,10 +28,16 @@ def test_probe_reads_the_fixture(voice_mp3):
 
 def test_probe_goes_by_content_not_name(voice_mp3):
     assert probe(ffmpeg_transcode(voice_mp3, ".ogg", "-c:a", "libopus")).codec_name == "opus"
-    with pytest.raises(SampleUnsupported):
+    with pytest.raises(AudioDecodeError, match="not an audio recording we can read"):
         probe(b"ID3 but really just text" * 100)
-    with pytest.raises(SampleUnsupported):
+    with pytest.raises(AudioDecodeError, match="The file is empty"):
         probe(b"")
+
+
+def test_the_decode_error_does_not_decide_whose_fault_it_is():
+    # The codec reads users' uploads and providers' audio alike; only the caller knows which,
+    # so its error is no public error code (the clone path makes it SAMPLE_UNSUPPORTED).
+    assert not issubclass(AudioDecodeError, AppError)
 
 
 def test_decoding_is_bounded(voice_mp3):
@@ -48,7 +55,7 @@ def test_decoding_many_matches_one_by_one(voice_mp3):
     for data, decoded in zip(items, together, strict=True):
         np.testing.assert_array_equal(decoded, decode_to_mono(data, SR, max_seconds=10.0))
     assert decode_many_to_mono([], SR) == []
-    with pytest.raises(SampleUnsupported):
+    with pytest.raises(AudioDecodeError):
         decode_many_to_mono([voice_mp3, b"not audio" * 100], SR)
 
 

@@ -227,3 +227,13 @@ def test_render_refuses_nothing_to_say():
     with pytest.raises(ValueError):
         render_note([b"<html>502 Bad Gateway</html>"], add_background=False, background_volume=0.5,
                     fan_loop_path=None)
+
+
+def test_a_fan_recording_that_is_not_audio_is_a_configuration_fault(chunk_mp3s, tmp_path):
+    # Not a ValueError: perform reads those as the provider's unusable audio, and a broken
+    # FAN_LOOP_PATH must not be blamed on the provider (nor on the user's sample).
+    fan = tmp_path / "fan.mp3"
+    fan.write_bytes(b"not a fan recording\n" * 100)
+    with pytest.raises(RuntimeError, match="fan loop .*fan.mp3 cannot be decoded") as caught:
+        render_note(chunk_mp3s, add_background=True, background_volume=0.5, fan_loop_path=str(fan))
+    assert not isinstance(caught.value, ValueError)

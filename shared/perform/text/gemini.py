@@ -37,7 +37,7 @@ from shared.errors import (
     ProviderUnavailable,
 )
 from shared.perform.text.base import GeneratedText, TextBlockedError, circuit_breaker
-from shared.providers.resilience import CircuitBreaker, RetryPolicy, call_with_retries
+from shared.providers.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from shared.perform.prompt import VoiceNotePrompt
@@ -216,11 +216,10 @@ class GeminiTextGenerator:
     # ------------------------------------------------------------ the port
 
     def generate(self, prompt: VoiceNotePrompt) -> GeneratedText:
-        # One attempt through call_with_retries: no retry on top of the SDK's, but the same
-        # breaker accounting as every other provider (unavailable = failure; a 4xx or a
-        # blocked answer = the provider is healthy).
-        return call_with_retries(lambda: self._generate_once(prompt), policy=RetryPolicy(attempts=1),
-                                 breaker=self.breaker)
+        # Through the breaker only: no retry on top of the SDK's, but the same breaker
+        # accounting as every other provider (unavailable = failure; a 4xx or a blocked
+        # answer = the provider is healthy).
+        return self.breaker.call(lambda: self._generate_once(prompt))
 
     def _generate_once(self, prompt: VoiceNotePrompt) -> GeneratedText:
         started = time.monotonic()

@@ -93,7 +93,6 @@ from shared.audio.voiceprint import Voiceprint, measure_voiceprint
 from shared.errors import (
     ProviderRejected,
     ProviderUnavailable,
-    SampleUnsupported,
     VoiceLimitReached,
     VoiceNotFound,
 )
@@ -265,8 +264,8 @@ class LocalVoiceProvider:
                                         provider_code="invalid_sample")
         try:
             samples = codec.decode_to_mono(sample_mp3, ANALYSIS_SR, max_seconds=MAX_SAMPLE_S)
-        except SampleUnsupported as exc:
-            raise ProviderRejected(f"The voice sample could not be decoded: {exc.message}",
+        except codec.AudioDecodeError as exc:
+            raise ProviderRejected(f"The voice sample could not be decoded: {exc}",
                                         provider=self.name, provider_code="invalid_sample") from exc
         voiceprint = measure_voiceprint(samples, ANALYSIS_SR)
         if voiceprint.f0_hz is None:
