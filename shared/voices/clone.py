@@ -22,8 +22,8 @@ from bson import Binary, ObjectId
 from pymongo.database import Database
 
 from shared import metrics, ratelimit, storage
-from shared.audio.clean import SampleRules, clean_sample
-from shared.audio.codec import decode_to_mono, probe
+from shared.audio.clean import SampleRules, clean_sample, probe_upload
+from shared.audio.codec import AudioDecodeError, decode_to_mono
 from shared.audio.speaker.checks import WINDOWS_PER_S as NOTE_WINDOWS_PER_S
 from shared.audio.speaker.encoder import SAMPLE_RATE as SPEAKER_SR
 from shared.audio.speaker.match import CALIBRATION_PHRASE, score_speech
@@ -67,7 +67,7 @@ def accept_upload(db: Database, jobs: JobStore, settings: Settings, user: Accoun
     if len(data) > settings.sample_max_bytes:
         raise SampleTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is "
                              f"{settings.sample_max_bytes / 1e6:.0f} MB.")
-    info = probe(data)  # SampleUnsupported for anything that is not audio, whatever its name
+    info = probe_upload(data)  # SampleUnsupported for anything that is not audio, whatever its name
     user_id = user.id
     # The reservation is the job id from the start: the worker releases it by that id, however
     # soon it finishes (were it swapped in after the enqueue, a fast clone would release
@@ -166,9 +166,9 @@ def score_new_voice(provider: VoiceProvider, voice_id: str, owner_embedding) -> 
     try:
         synthesis = provider.synthesize(CALIBRATION_PHRASE, voice_id, VoiceSettings())
         samples = decode_to_mono(synthesis.audio, SPEAKER_SR)
-    except AppError as exc:  # provider errors and undecodable audio alike
+    except (AppError, AudioDecodeError) as exc:  # provider errors and undecodable audio alike
         log.warning("voice match not scored: the calibration phrase failed",
-                    extra={"voice_id": voice_id, "error": exc.code})
+                    extra={"voice_id": voice_id, "error": getattr(exc, "code", type(exc).__name__)})
         return None
     match = score_speech(samples, SPEAKER_SR, owner_embedding)
     return match.to_dict() if match else None
