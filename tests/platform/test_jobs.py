@@ -15,8 +15,9 @@ def _start_diagnostic(client, headers) -> dict:
     return body
 
 
-def test_poll_until_done(client, new_user, workers):
-    _, headers = new_user(role="admin")
+def test_poll_until_done(on_broker):
+    client = on_broker.client
+    _, headers = on_broker.users(role="admin")
     job_id = _start_diagnostic(client, headers)["job_id"]
     job = wait_job(client, job_id, headers)
     assert job["state"] == "succeeded", job
@@ -26,8 +27,9 @@ def test_poll_until_done(client, new_user, workers):
     assert job["started_at"] and job["finished_at"]
 
 
-def test_sse_streams_every_transition_of_a_real_task(client, new_user, workers):
-    _, headers = new_user(role="admin")
+def test_sse_streams_every_transition_of_a_real_task(on_broker):
+    client = on_broker.client
+    _, headers = on_broker.users(role="admin")
     # Subscribe before the worker can pick the job up: stop nothing, just open the stream
     # right away; whatever was missed is covered by the "current state first" rule.
     accepted = _start_diagnostic(client, headers)
