@@ -303,6 +303,16 @@ def kill_worker_outright(stack: ChaosStack, name: str) -> None:
     psutil.wait_procs(children, timeout=10)
 
 
+def freeze_worker(stack: ChaosStack, name: str) -> None:
+    """SIGSTOP the worker's parent and every pool child: a host that stops answering without
+    closing its connections (power cut, kernel hang, a cable pulled). Kill it afterwards with
+    `kill_worker_outright` (SIGKILL ends stopped processes too)."""
+    proc = stack.workers.procs[name]
+    for p in (psutil.Process(proc.pid), *pool_children(proc)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.suspend()
+
+
 def rss_mb(procs: list[psutil.Process]) -> float:
     total = 0
     for p in procs:
