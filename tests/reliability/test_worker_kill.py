@@ -142,35 +142,6 @@ def test_whole_worker_killed_mid_synthesis_redelivers_after_visibility_timeout(s
     # nothing rejected the message: it came back only when its visibility timeout ran out
     assert waited >= VISIBILITY_S - 8, waited
     assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
-
-
-def test_frozen_worker_host_on_rabbitmq_is_found_by_heartbeats_and_its_job_finished(stack):
-    """A worker host stops answering without closing its connection (SIGSTOP of the worker and
-    its children: no FIN, no RST). RabbitMQ finds it by the missed heartbeats (BROKER_HEARTBEAT_S,
-    10 s) and gives its message to the other worker."""
-    if not stack.on_rabbitmq:
-        pytest.skip("RabbitMQ only: on Redis the message waits for its visibility timeout")
-    stack.start_worker("w4", concurrency=2)  # beside the survivor of the test above
-    frozen: dict[str, float] = {}
-
-    def freeze_its_worker(job_id):
-        name = worker_of(stack, pid_running(stack, job_id))
-        frozen[name] = time.monotonic()
-        freeze_worker(stack, name)
-
-    user, headers, job_id, _ = _perform_killed_mid_synthesis(stack, freeze_its_worker)
-    (name, frozen_at), = frozen.items()
-    try:
-        wait_for(lambda: job_doc(stack, job_id)["attempts"] >= 2, 45, "the job to start again", every_s=0.1)
-        FIGURES["rabbitmq_frozen_worker_restarted_s"] = round(time.monotonic() - frozen_at, 1)
-        job = _assert_one_note(stack, user, headers, job_id)
-        waited = time.monotonic() - frozen_at
-        FIGURES["rabbitmq_frozen_worker_recovery_s"] = round(waited, 1)
-        # two heartbeats and the rerun, not a visibility timeout
-        assert waited < 45, waited
-        assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
-    finally:
-        kill_worker_outright(stack, name)
     print(f"\nworker-kill figures: {FIGURES}")
 
 
