@@ -420,6 +420,13 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
                 stack.add("mongo", proc)
                 print(f"  mongo: started embedded SecantusDB {mongo_url}", flush=True)
 
+            broker_url = os.environ.get("BROKER_URL", "")
+            if broker_url:  # e.g. a RabbitMQ: deploy/README.md, "The broker: RabbitMQ"
+                from kombu.utils.url import maybe_sanitize_url
+
+                print(f"  broker: {maybe_sanitize_url(broker_url)} (BROKER_URL)", flush=True)
+            else:
+                print("  broker: redis (set BROKER_URL=amqp://... for RabbitMQ)", flush=True)
             flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or f"admin:{secrets.token_urlsafe(12)}"
             env = _stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
                               "FLOWER_BASIC_AUTH": flower_auth, "API_PORT": str(api_port)})
@@ -427,7 +434,8 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             api_url = f"http://127.0.0.1:{api_port}"
             _write_stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
                               "MONGO_DB": env.get("MONGO_DB", settings.mongo_db), "API_URL": api_url,
-                              "FLOWER_URL": f"http://127.0.0.1:{flower_port}"})
+                              "FLOWER_URL": f"http://127.0.0.1:{flower_port}",
+                              **({"BROKER_URL": broker_url} if broker_url else {})})
 
             # indexes before the API takes traffic (the API also retries them itself)
             subprocess.run([sys.executable, "-m", "cli", "db", "init"], env=env, check=True)
