@@ -73,7 +73,7 @@ class RabbitBroker:
 
     def new_vhost_url(self) -> str:
         if not self._free:
-            raise RuntimeError(f"every vhost of the session's RabbitMQ is taken; add to RABBIT_VHOSTS")
+            raise RuntimeError("every vhost of the session's RabbitMQ is taken; add to RABBIT_VHOSTS")
         return self.node.url(self._free.pop(0))
 
 
@@ -171,6 +171,18 @@ class Workers:
         self.procs[name] = proc
         return proc
 
+    def start_ready(self, name: str, rds_client, queues=QUEUES, concurrency: int = 2, broker_url: str = "",
+                    **extra_env: str) -> subprocess.Popen:
+        """Start a worker and wait until a canary on each of its queues is answered (its log goes
+        to stderr if none is); the broker is `rds_client`'s Redis unless `broker_url` is given."""
+        proc = self.start(name, queues, concurrency, **extra_env)
+        try:
+            wait_ready(rds_client, queues, broker_url=broker_url)
+        except RuntimeError:
+            print(self.log(name)[-5000:], file=sys.stderr)
+            raise
+        return proc
+
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is not None:
@@ -203,13 +215,8 @@ def workers(base_env, tmp_root, rds, db) -> Iterator[Workers]:
     pool = Workers(process_env(base_env), tmp_root)
     # its prefork children write metrics to files the parent serves (docs/METRICS.md)
     pool.metrics_port = devstack.free_port()
-    pool.start("all", QUEUES, concurrency=2, WORKER_METRICS_PORT=str(pool.metrics_port),
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_root / "worker-metrics"))
-    try:
-        wait_ready(rds)
-    except RuntimeError:
-        print(pool.log("all")[-5000:], file=sys.stderr)
-        raise
+    pool.start_ready("all", rds, QUEUES, concurrency=2, WORKER_METRICS_PORT=str(pool.metrics_port),
+                     PROMETHEUS_MULTIPROC_DIR=str(tmp_root / "worker-metrics"))
     yield pool
     pool.stop_all()
 
@@ -234,12 +241,7 @@ def rabbit_env(base_env, rabbitmq) -> dict[str, str]:
 def rabbit_workers(rabbit_env, tmp_root, rds, db) -> Iterator[Workers]:
     """One real worker process consuming every queue from RabbitMQ (prefork, two children)."""
     pool = Workers(process_env(rabbit_env), tmp_root)
-    pool.start("rabbit", QUEUES, concurrency=2)
-    try:
-        wait_ready(rds, broker_url=rabbit_env["BROKER_URL"])
-    except RuntimeError:
-        print(pool.log("rabbit")[-5000:], file=sys.stderr)
-        raise
+    pool.start_ready("rabbit", rds, QUEUES, concurrency=2, broker_url=rabbit_env["BROKER_URL"])
     yield pool
     pool.stop_all()
 
@@ -259,7 +261,7 @@ class BrokerStack:
 
     broker: str
     client: httpx.Client
-    users: "UserFactory"
+    users: UserFactory
     workers: Workers
     worker_name: str
     settings: Settings

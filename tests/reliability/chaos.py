@@ -34,7 +34,15 @@ from bson import ObjectId
 from cli import devstack
 from shared.config import QUEUES, Settings
 from tests import samples
-from tests.conftest import REPO, UserFactory, Workers, api_client, make_settings, process_env, wait_job, wait_ready
+from tests.conftest import (
+    REPO,
+    UserFactory,
+    Workers,
+    api_client,
+    make_settings,
+    process_env,
+    wait_job,
+)
 
 #: time limits of chaos stacks (soft limit = 24 s) and the visibility timeout above them
 TIME_LIMIT_S = 30
@@ -137,13 +145,8 @@ class ChaosStack:
         producer_for(self.settings.celery_broker_url).send_task(task, args=[job_id], queue=queue, task_id=job_id)
 
     def start_worker(self, name: str, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
-        proc = self.workers.start(name, QUEUES, concurrency=concurrency, **extra_env)
-        try:
-            wait_ready(self.rds(), timeout_s=60, broker_url=self.settings.celery_broker_url)
-        except RuntimeError:
-            print(self.workers.log(name)[-4000:], file=sys.stderr)
-            raise
-        return proc
+        return self.workers.start_ready(name, self.rds(), QUEUES, concurrency=concurrency,
+                                        broker_url=self.settings.celery_broker_url, **extra_env)
 
     def ready(self) -> httpx.Response:
         return self.client.get("/health/ready", timeout=30)

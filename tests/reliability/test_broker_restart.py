@@ -14,8 +14,8 @@ from bson import ObjectId
 from tests.conftest import wait_job
 from tests.reliability.chaos import (
     VISIBILITY_S,
-    assert_one_perform_effect,
     RestartableRabbitMQ,
+    assert_one_perform_effect,
     chaos_stack,
     perform,
     user_with_voice,

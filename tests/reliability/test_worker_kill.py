@@ -24,11 +24,11 @@ from tests.reliability.chaos import (
     freeze_worker,
     job_doc,
     kill_worker_outright,
-    rabbitmq_vhost,
     our_remote_voices,
     perform,
     pid_running,
     provider_calls,
+    rabbitmq_vhost,
     sigkill,
     upload,
     user_with_voice,
@@ -78,7 +78,29 @@ def _assert_one_note(stack, user, headers, job_id) -> dict:
     assert stack.client.get("/recordings", headers=headers).json()["total"] == 1
     assert len(our_remote_voices(stack.fake, user["id"])) == 1
     assert job_doc(stack, job_id)["attempts"] == 2  # the killed run and the one that finished
+    assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
     return job
+
+
+def _hit_the_worker_running_it(stack, hit) -> tuple[dict, dict, str, str, float]:
+    """A perform whose worker (the one whose pool child runs it) gets `hit(stack, name)`
+    mid-synthesis; returns the user, their headers, the job, the worker's name and the time."""
+    hits: dict[str, float] = {}
+
+    def on_job(job_id):
+        name = worker_of(stack, pid_running(stack, job_id))
+        hits[name] = time.monotonic()
+        hit(stack, name)
+
+    user, headers, job_id, _ = _perform_killed_mid_synthesis(stack, on_job)
+    (name, hit_at), = hits.items()
+    return user, headers, job_id, name, hit_at
+
+
+def _started_again_after(stack, job_id: str, since: float, timeout_s: float) -> float:
+    """Seconds from `since` until another run of the job started (its second attempt)."""
+    wait_for(lambda: job_doc(stack, job_id)["attempts"] >= 2, timeout_s, "the job to start again", every_s=0.02)
+    return round(time.monotonic() - since, 2)
 
 
 def test_pool_child_killed_mid_synthesis_is_requeued_at_once(stack):
@@ -136,12 +158,11 @@ def test_whole_worker_killed_mid_synthesis_redelivers_after_visibility_timeout(s
     user, headers, job_id, killed_at = _perform_killed_mid_synthesis(stack, kill_all)
     assert stack.ready().status_code == 503  # nobody consumes now
     stack.start_worker("w2", concurrency=2)  # a fresh worker
-    job = _assert_one_note(stack, user, headers, job_id)
+    _assert_one_note(stack, user, headers, job_id)
     waited = time.monotonic() - killed_at
     FIGURES["redis_whole_worker_kill_recovery_s"] = round(waited, 1)
     # nothing rejected the message: it came back only when its visibility timeout ran out
     assert waited >= VISIBILITY_S - 8, waited
-    assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
     print(f"\nworker-kill figures: {FIGURES}")
 
 
@@ -151,28 +172,17 @@ def test_whole_worker_killed_on_rabbitmq_another_worker_finishes_within_seconds(
     if not stack.on_rabbitmq:
         pytest.skip("RabbitMQ only: on Redis the message waits for its visibility timeout (the test above)")
     stack.start_worker("w3", concurrency=2)  # a second worker, already consuming
-    killed: dict[str, float] = {}
-
-    def kill_its_worker(job_id):
-        name = worker_of(stack, pid_running(stack, job_id))
-        killed[name] = time.monotonic()
-        kill_worker_outright(stack, name)
-
-    user, headers, job_id, _ = _perform_killed_mid_synthesis(stack, kill_its_worker)
-    killed_at = next(iter(killed.values()))
-    # the other worker has started it again (its second attempt)
-    wait_for(lambda: job_doc(stack, job_id)["attempts"] >= 2, RABBITMQ_RECOVERY_S, "the job to start again",
-             every_s=0.02)
-    FIGURES["rabbitmq_whole_worker_kill_restarted_s"] = round(time.monotonic() - killed_at, 2)
+    user, headers, job_id, killed, killed_at = _hit_the_worker_running_it(stack, kill_worker_outright)
+    FIGURES["rabbitmq_whole_worker_kill_restarted_s"] = _started_again_after(stack, job_id, killed_at,
+                                                                             RABBITMQ_RECOVERY_S)
     assert stack.ready().status_code == 200  # the other worker consumes every queue
-    job = _assert_one_note(stack, user, headers, job_id)
+    _assert_one_note(stack, user, headers, job_id)
     waited = time.monotonic() - killed_at
     FIGURES["rabbitmq_whole_worker_kill_recovery_s"] = round(waited, 1)
     assert waited < RABBITMQ_RECOVERY_S, waited
     # the surviving worker ran it (its log has the job), not a worker started after the kill
-    survivor = next(name for name in stack.workers.procs if name not in killed)
+    survivor = next(name for name in stack.workers.procs if name != killed)
     assert job_id in stack.workers.log(survivor)
-    assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
 
 
 def test_frozen_worker_host_on_rabbitmq_is_found_by_heartbeats_and_its_job_finished(stack):
@@ -182,24 +192,14 @@ def test_frozen_worker_host_on_rabbitmq_is_found_by_heartbeats_and_its_job_finis
     if not stack.on_rabbitmq:
         pytest.skip("RabbitMQ only: on Redis the message waits for its visibility timeout")
     stack.start_worker("w4", concurrency=2)  # beside the survivor of the test above
-    frozen: dict[str, float] = {}
-
-    def freeze_its_worker(job_id):
-        name = worker_of(stack, pid_running(stack, job_id))
-        frozen[name] = time.monotonic()
-        freeze_worker(stack, name)
-
-    user, headers, job_id, _ = _perform_killed_mid_synthesis(stack, freeze_its_worker)
-    (name, frozen_at), = frozen.items()
+    user, headers, job_id, frozen, frozen_at = _hit_the_worker_running_it(stack, freeze_worker)
     try:
-        wait_for(lambda: job_doc(stack, job_id)["attempts"] >= 2, 45, "the job to start again", every_s=0.1)
-        FIGURES["rabbitmq_frozen_worker_restarted_s"] = round(time.monotonic() - frozen_at, 1)
-        job = _assert_one_note(stack, user, headers, job_id)
+        FIGURES["rabbitmq_frozen_worker_restarted_s"] = _started_again_after(stack, job_id, frozen_at, 45)
+        _assert_one_note(stack, user, headers, job_id)
         waited = time.monotonic() - frozen_at
         FIGURES["rabbitmq_frozen_worker_recovery_s"] = round(waited, 1)
         # two heartbeats and the rerun, not a visibility timeout
         assert waited < 45, waited
-        assert job["result"]["charCount"] == stack.db["users"].find_one({"_id": ObjectId(user["id"])})["charCount"]
     finally:
-        kill_worker_outright(stack, name)
+        kill_worker_outright(stack, frozen)
     print(f"\nworker-kill figures: {FIGURES}")
