@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kombu import Exchange, Queue
-
-from shared.config import QUEUES, get_settings
+from shared.config import get_settings
+from shared.jobs import broker
 from shared.jobs.tasks import Task
 
 _settings = get_settings()
@@ -28,7 +27,9 @@ timezone = "UTC"
 enable_utc = True
 
 # --- queues and routes: each queue has its own workers so one cannot starve another ---
-task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+# The queue declarations and the broker's transport options depend on the broker (Redis or
+# RabbitMQ: quorum queues, publisher confirms, heartbeats): shared/jobs/broker.py.
+globals().update(broker.celery_settings(broker_url, _settings))
 task_default_queue = "perform"
 task_create_missing_queues = False
 task_routes = {
@@ -45,22 +46,8 @@ task_acks_on_failure = True
 task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 task_track_started = True
-# A message not acknowledged within the visibility timeout is delivered again, so it must
-# exceed the longest hard time limit, with margin (BROKER_VISIBILITY_TIMEOUT_S, validated in
-# Settings); set for broker and result backend alike.
+# The result backend is Redis whatever the broker; its visibility timeout is the broker's.
 _visibility_timeout = _settings.visibility_timeout_s
-broker_transport_options = {
-    "visibility_timeout": _visibility_timeout,
-    # kombu sweeps for messages past their visibility timeout every interval x throttle
-    # seconds (10 x 10 by default): keep that a small fraction of the timeout, so a message
-    # whose worker was killed is delivered again soon after the timeout, not minutes later
-    "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
-    "unacked_restore_throttle": 1,
-    "socket_timeout": 10,
-    "socket_connect_timeout": 5,
-    "health_check_interval": 15,
-    "retry_on_timeout": True,
-}
 result_backend_transport_options = {"visibility_timeout": _visibility_timeout}
 redis_socket_timeout = 10
 redis_socket_connect_timeout = 5

@@ -115,6 +115,145 @@ def start_redis(data_dir: Path, port: int | None = None, *, appendonly: bool = T
     return proc, url
 
 
+def amqp_answers(url: str) -> bool:
+    """Whether a RabbitMQ node takes an AMQP login at `url` (amqp://user:pass@host:port/vhost)."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=1, transport_options={"max_retries": 0}) as conn:
+            conn.connect()
+            return conn.connected
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def rabbitmq_password_hash(password: str) -> str:
+    """What a RabbitMQ definitions file holds for a password (rabbit_password_hashing_sha256:
+    base64 of a 4-byte salt followed by sha256(salt + password))."""
+    import base64
+    import hashlib
+
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def rabbitmq_server_bin() -> str:
+    """The rabbitmq-server script to run as the calling user. Debian's /usr/sbin/rabbitmq-server
+    is a wrapper that switches to the `rabbitmq` user and its /var/lib/rabbitmq; the script it
+    wraps runs the node with the data directories we give it."""
+    for candidate in ("/usr/lib/rabbitmq/bin/rabbitmq-server", shutil.which("rabbitmq-server")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("rabbitmq-server is not installed (Debian: apt-get install rabbitmq-server)")
+
+
+def epmd_bin() -> str:
+    found = shutil.which("epmd") or next(iter(sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None)
+    if not found:
+        raise RuntimeError("epmd (Erlang) is not installed; it comes with rabbitmq-server")
+    return str(found)
+
+
+@dataclass
+class RabbitMQ:
+    """A private RabbitMQ node: its own data directory, AMQP port, distribution port and epmd, so
+    it never meets a system RabbitMQ (5672, 25672) or the system epmd (4369). `start()` again
+    after `stop()` is the same node with the same data (quorum queues keep their messages).
+
+    `wrap` prefixes every command (e.g. `["ip", "netns", "exec", "store"]` to run the node in a
+    network namespace); `host` is the address it listens on and `connect_host` the one clients
+    and the readiness check use (the same unless `host` is 0.0.0.0)."""
+
+    data_dir: Path
+    port: int = 0
+    dist_port: int = 0
+    epmd_port: int = 0
+    host: str = "127.0.0.1"
+    connect_host: str = ""
+    user: str = "nv"
+    password: str = ""
+    vhosts: tuple[str, ...] = ("/",)
+    wrap: tuple[str, ...] = ()
+    nodename: str = ""
+    log_path: Path | None = None
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self.port = self.port or free_port()
+        self.dist_port = self.dist_port or free_port()
+        self.epmd_port = self.epmd_port or free_port()
+        self.connect_host = self.connect_host or ("127.0.0.1" if self.host == "0.0.0.0" else self.host)
+        self.password = self.password or secrets.token_urlsafe(16)
+        self.nodename = self.nodename or f"nvtest-{secrets.token_hex(4)}@localhost"
+
+    def url(self, vhost: str = "/") -> str:
+        from urllib.parse import quote
+
+        return f"amqp://{self.user}:{quote(self.password, safe='')}@{self.connect_host}:{self.port}/{quote(vhost, safe='')}"
+
+    def _write_config(self) -> dict[str, str]:
+        import json
+
+        d = self.data_dir
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "definitions.json").write_text(json.dumps({
+            "users": [{"name": self.user, "password_hash": rabbitmq_password_hash(self.password),
+                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
+            "vhosts": [{"name": v} for v in self.vhosts],
+            "permissions": [{"user": self.user, "vhost": v, "configure": ".*", "write": ".*", "read": ".*"}
+                            for v in self.vhosts],
+        }))
+        (d / "rabbitmq.conf").write_text(
+            f"load_definitions = {d / 'definitions.json'}\n"
+            "log.console = false\nlog.file.level = info\n"
+            # a test machine's disk may be nearly full; the default alarm (50 MB) would block publishers
+            "disk_free_limit.absolute = 1MB\n")
+        (d / "enabled_plugins").write_text("[].\n")
+        (d / "rabbitmq-env.conf").write_text("")  # never the system's /etc/rabbitmq/rabbitmq-env.conf
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(d),  # the Erlang cookie lives here
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(d / "plugins-expand"),
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"), "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_NODENAME": self.nodename, "RABBITMQ_NODE_IP_ADDRESS": self.host,
+            "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port), "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def start(self, timeout_s: float = 90) -> str:
+        env = self._write_config()
+        # our own epmd, a child we stop: one the node started by itself would daemonize and stay
+        epmd = spawn([*self.wrap, epmd_bin(), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                     env=env, log_path=self.log_path)
+        self.procs = [epmd]
+        node = spawn([*self.wrap, rabbitmq_server_bin()], env=env, log_path=self.log_path, cwd=str(self.data_dir))
+        self.procs.append(node)
+        try:
+            wait_until(lambda: amqp_answers(self.url(self.vhosts[0])), timeout_s, "rabbitmq-server", node)
+        except Exception:
+            self.stop()
+            raise
+        return self.url(self.vhosts[0])
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):  # the node first, its epmd last
+            stop_process(proc, grace_s=30)
+        self.procs = []
+
+
+def start_rabbitmq(data_dir: Path, port: int | None = None, *, vhosts: tuple[str, ...] = ("/",),
+                   log_path: Path | None = None, **options) -> tuple[RabbitMQ, str]:
+    """Start a private RabbitMQ node on free ports (or those given) with its data under
+    `data_dir`; returns the node (`.stop()`, `.url(vhost)`) and the AMQP URL of its first vhost.
+    Options are `RabbitMQ`'s fields (host, connect_host, wrap, user, password, dist_port, ...)."""
+    node = RabbitMQ(data_dir, port=port or 0, vhosts=vhosts, log_path=log_path, **options)
+    return node, node.start()
+
+
 def mongo_answers(url: str) -> bool:
     import pymongo
 
@@ -281,6 +420,13 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
                 stack.add("mongo", proc)
                 print(f"  mongo: started embedded SecantusDB {mongo_url}", flush=True)
 
+            broker_url = os.environ.get("BROKER_URL", "")
+            if broker_url:  # e.g. a RabbitMQ: deploy/README.md, "The broker: RabbitMQ"
+                from kombu.utils.url import maybe_sanitize_url
+
+                print(f"  broker: {maybe_sanitize_url(broker_url)} (BROKER_URL)", flush=True)
+            else:
+                print("  broker: redis (set BROKER_URL=amqp://... for RabbitMQ)", flush=True)
             flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or f"admin:{secrets.token_urlsafe(12)}"
             env = _stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
                               "FLOWER_BASIC_AUTH": flower_auth, "API_PORT": str(api_port)})
@@ -288,7 +434,8 @@ def run_stack(api_port: int | None = None, flower_port: int | None = None) -> in
             api_url = f"http://127.0.0.1:{api_port}"
             _write_stack_env({"REDIS_URL": redis_url, "MONGO_URL": mongo_url,
                               "MONGO_DB": env.get("MONGO_DB", settings.mongo_db), "API_URL": api_url,
-                              "FLOWER_URL": f"http://127.0.0.1:{flower_port}"})
+                              "FLOWER_URL": f"http://127.0.0.1:{flower_port}",
+                              **({"BROKER_URL": broker_url} if broker_url else {})})
 
             # indexes before the API takes traffic (the API also retries them itself)
             subprocess.run([sys.executable, "-m", "cli", "db", "init"], env=env, check=True)

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # delivers it again. 0 = the longest hard time limit x 2 + 60 s. Must stay above the longest
     # hard time limit, or a task still running would be delivered a second time.
     broker_visibility_timeout_s: int = Field(0, ge=0)
+    # RabbitMQ only: heartbeat of a worker's broker connection. A worker host that vanishes
+    # without closing its connection (power, network) is found within about two of these, and
+    # its unacknowledged messages go back to the queue; a killed worker process is found at once.
+    broker_heartbeat_s: int = Field(10, ge=0, le=600)
     # worker processes per queue (dev runner and compose): clone is CPU-bound DSP,
     # perform mostly waits on providers
     clone_concurrency: int = Field(1, ge=1)

@@ -4,6 +4,11 @@ worker processes and the API served over HTTP on loopback.
 Stores are started by the tests themselves (the same launchers `make run` uses), so the
 suite needs nothing running beforehand; MONGO_URL may point at a real mongod instead of the
 embedded server. Each session uses its own database name.
+
+The session stack's broker is Redis (as in `make run`). Tests that must hold on both brokers
+take `on_broker` (parametrized "redis" and "rabbitmq"): its RabbitMQ side is a private
+`rabbitmq-server` node, started the first time a test asks for it and shared by the session,
+with a vhost for each stack that uses it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -51,6 +57,36 @@ def mongo_url(tmp_root) -> Iterator[str]:
     proc, url = devstack.start_mongo(tmp_root / "mongo", log_path=tmp_root / "mongo.log")
     yield url
     devstack.stop_process(proc)
+
+
+#: vhosts of the session's RabbitMQ node: "/" for the session stack, the others handed out to
+#: stacks of their own (tests/reliability), one each
+RABBIT_VHOSTS = ("/", *(f"nv{i}" for i in range(1, 9)))
+
+
+class RabbitBroker:
+    """The session's RabbitMQ node and its vhosts, handed out one per stack."""
+
+    def __init__(self, node: devstack.RabbitMQ) -> None:
+        self.node = node
+        self._free = list(node.vhosts[1:])
+
+    def new_vhost_url(self) -> str:
+        if not self._free:
+            raise RuntimeError("every vhost of the session's RabbitMQ is taken; add to RABBIT_VHOSTS")
+        return self.node.url(self._free.pop(0))
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_root) -> Iterator[RabbitBroker]:
+    """A private rabbitmq-server node for the session (several seconds to start: only when a
+    test on the RabbitMQ broker asks for it)."""
+    node, _ = devstack.start_rabbitmq(tmp_root / "rabbitmq", vhosts=RABBIT_VHOSTS,
+                                      log_path=tmp_root / "rabbitmq.log")
+    try:
+        yield RabbitBroker(node)
+    finally:
+        node.stop()
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +171,18 @@ class Workers:
         self.procs[name] = proc
         return proc
 
+    def start_ready(self, name: str, rds_client, queues=QUEUES, concurrency: int = 2, broker_url: str = "",
+                    **extra_env: str) -> subprocess.Popen:
+        """Start a worker and wait until a canary on each of its queues is answered (its log goes
+        to stderr if none is); the broker is `rds_client`'s Redis unless `broker_url` is given."""
+        proc = self.start(name, queues, concurrency, **extra_env)
+        try:
+            wait_ready(rds_client, queues, broker_url=broker_url)
+        except RuntimeError:
+            print(self.log(name)[-5000:], file=sys.stderr)
+            raise
+        return proc
+
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is not None:
@@ -149,10 +197,11 @@ class Workers:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def wait_ready(rds_client, queues=QUEUES, timeout_s: float = 60) -> None:
+def wait_ready(rds_client, queues=QUEUES, timeout_s: float = 60, broker_url: str = "") -> None:
+    """Until a worker answers a canary on every queue (the broker is that Redis unless given)."""
     from shared.jobs.canary import probe_queues
 
-    url = "redis://{host}:{port}/{db}".format(**rds_client.connection_pool.connection_kwargs)
+    url = broker_url or "redis://{host}:{port}/{db}".format(**rds_client.connection_pool.connection_kwargs)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if all(r["ok"] for r in probe_queues(rds_client, 2.0, queues, broker_url=url).values()):
@@ -166,13 +215,8 @@ def workers(base_env, tmp_root, rds, db) -> Iterator[Workers]:
     pool = Workers(process_env(base_env), tmp_root)
     # its prefork children write metrics to files the parent serves (docs/METRICS.md)
     pool.metrics_port = devstack.free_port()
-    pool.start("all", QUEUES, concurrency=2, WORKER_METRICS_PORT=str(pool.metrics_port),
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_root / "worker-metrics"))
-    try:
-        wait_ready(rds)
-    except RuntimeError:
-        print(pool.log("all")[-5000:], file=sys.stderr)
-        raise
+    pool.start_ready("all", rds, QUEUES, concurrency=2, WORKER_METRICS_PORT=str(pool.metrics_port),
+                     PROMETHEUS_MULTIPROC_DIR=str(tmp_root / "worker-metrics"))
     yield pool
     pool.stop_all()
 
@@ -184,6 +228,57 @@ def api_url(settings, db) -> Iterator[str]:
 
     with serve(create_app(settings)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rabbit_env(base_env, rabbitmq) -> dict[str, str]:
+    """The session stack's settings with RabbitMQ as the broker (Redis still holds results,
+    job status, pub/sub and the pool)."""
+    return {**base_env, "BROKER_URL": rabbitmq.node.url("/")}
+
+
+@pytest.fixture(scope="session")
+def rabbit_workers(rabbit_env, tmp_root, rds, db) -> Iterator[Workers]:
+    """One real worker process consuming every queue from RabbitMQ (prefork, two children)."""
+    pool = Workers(process_env(rabbit_env), tmp_root)
+    pool.start_ready("rabbit", rds, QUEUES, concurrency=2, broker_url=rabbit_env["BROKER_URL"])
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def rabbit_api_url(rabbit_env, db) -> Iterator[str]:
+    from api.main import create_app
+    from tests.fakes.server import serve
+
+    with serve(create_app(make_settings(rabbit_env))) as url:
+        yield url
+
+
+@dataclass
+class BrokerStack:
+    """The session's API and worker on one broker: `broker` is "redis" or "rabbitmq"."""
+
+    broker: str
+    client: httpx.Client
+    users: UserFactory
+    workers: Workers
+    worker_name: str
+    settings: Settings
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def on_broker(request, db) -> Iterator[BrokerStack]:
+    """The test runs once on each broker (the RabbitMQ side is started on first use)."""
+    if request.param == "redis":
+        api, workers, settings, name = (request.getfixturevalue("api_url"), request.getfixturevalue("workers"),
+                                        request.getfixturevalue("settings"), "all")
+    else:
+        api, workers, name = request.getfixturevalue("rabbit_api_url"), request.getfixturevalue("rabbit_workers"), \
+            "rabbit"
+        settings = make_settings(request.getfixturevalue("rabbit_env"))
+    with api_client(api, timeout=30) as c:
+        yield BrokerStack(request.param, c, UserFactory(c, db), workers, name, settings)
 
 
 def api_client(base_url: str, **kwargs) -> httpx.Client:

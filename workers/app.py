@@ -13,6 +13,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from celery.signals import (
+    celeryd_after_setup,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -44,6 +45,21 @@ def _fresh_clients_after_fork(**_):
     # MongoClient and redis pools are not fork-safe: each pool child opens its own. The parent
     # may hold clients too (it fails jobs killed by the hard time limit): never close those.
     reset_clients(close=False)
+
+
+@celeryd_after_setup.connect
+def _consume_canary_queues(instance=None, **_):
+    # On RabbitMQ readiness canaries have a small queue beside each job queue
+    # (shared/jobs/broker.py): a worker consumes the canary queue of every queue it consumes
+    # (-Q), so its answer proves that its consumer is alive.
+    from shared.jobs.broker import canary_queue
+
+    queues = instance.app.amqp.queues
+    url = instance.app.conf.broker_url
+    for name in list(queues.consume_from):
+        canary = canary_queue(name, url)
+        if canary != name and canary in queues:
+            queues.select_add(queues[canary])
 
 
 @worker_init.connect

@@ -28,8 +28,9 @@ def test_routines_catalog(client):
     assert es["title"] == es["languages"]["spanish"]["title"]
 
 
-def test_perform_end_to_end(client, new_user, workers, db, settings):
-    user, headers = user_with_voice(client, new_user)
+def test_perform_end_to_end(on_broker, db):
+    client, settings = on_broker.client, on_broker.settings
+    user, headers = user_with_voice(client, on_broker.users)
     resp = perform(client, headers)
     assert resp.status_code == 202, resp.text
     accepted = resp.json()

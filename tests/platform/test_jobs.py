@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.conftest import api_client, read_sse, wait_job
 
 
@@ -15,8 +17,9 @@ def _start_diagnostic(client, headers) -> dict:
     return body
 
 
-def test_poll_until_done(client, new_user, workers):
-    _, headers = new_user(role="admin")
+def test_poll_until_done(on_broker):
+    client = on_broker.client
+    _, headers = on_broker.users(role="admin")
     job_id = _start_diagnostic(client, headers)["job_id"]
     job = wait_job(client, job_id, headers)
     assert job["state"] == "succeeded", job
@@ -26,8 +29,9 @@ def test_poll_until_done(client, new_user, workers):
     assert job["started_at"] and job["finished_at"]
 
 
-def test_sse_streams_every_transition_of_a_real_task(client, new_user, workers):
-    _, headers = new_user(role="admin")
+def test_sse_streams_every_transition_of_a_real_task(on_broker):
+    client = on_broker.client
+    _, headers = on_broker.users(role="admin")
     # Subscribe before the worker can pick the job up: stop nothing, just open the stream
     # right away; whatever was missed is covered by the "current state first" rule.
     accepted = _start_diagnostic(client, headers)
@@ -178,3 +182,37 @@ def test_a_resumed_stream_sends_only_what_the_client_has_not_seen(client, new_us
     assert read_sse(client, f"/jobs/{job_id}/events", {**headers, "Last-Event-ID": str(final["seq"])}) == []
     missed = read_sse(client, f"/jobs/{job_id}/events", {**headers, "Last-Event-ID": str(final["seq"] - 1)})
     assert missed == [final]
+
+
+def test_a_countdown_on_rabbitmq_waits_at_the_broker_not_in_the_worker(rabbit_workers, rabbit_env, rds):
+    """A task retried with a countdown (what a job does while a store is down) goes, on
+    RabbitMQ, through Celery's native delayed delivery: the broker holds it for the delay and
+    the worker goes on consuming meanwhile (quorum queues have no global QoS, so a worker
+    holding it would block a prefetch slot until then)."""
+    import time
+    import uuid
+
+    from shared.jobs.broker import canary_queue
+    from shared.jobs.canary import CANARY_TASK, reply_key
+    from shared.jobs.celery_app import producer_for
+
+    url = rabbit_env["BROKER_URL"]
+    app, nonce = producer_for(url), uuid.uuid4().hex
+    sent, sent_at = time.monotonic(), time.time()
+    later = app.send_task(CANARY_TASK, args=[nonce, "later"], queue=canary_queue("perform", url), countdown=3,
+                          ignore_result=True)
+    app.send_task(CANARY_TASK, args=[nonce, "now"], queue=canary_queue("perform", url), ignore_result=True)
+    answers = []
+    while len(answers) < 2 and time.monotonic() - sent < 20:
+        item = rds.blpop([reply_key(nonce)], timeout=1)
+        if item is not None:
+            answers.append((json.loads(item[1])["queue"], time.monotonic() - sent))
+    assert [queue for queue, _ in answers] == ["now", "later"], answers
+    assert answers[0][1] < 2 and 3 <= answers[1][1] < 10, answers
+    # the worker received it only when the delay was over: the broker held it, not the worker
+    from datetime import datetime
+
+    received = [json.loads(line)["ts"] for line in rabbit_workers.log("rabbit").splitlines()
+                if later.id in line and "received" in line]
+    assert received, "the worker never logged the delayed task"
+    assert datetime.fromisoformat(received[0]).timestamp() - sent_at >= 2.5

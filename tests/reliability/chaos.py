@@ -7,6 +7,10 @@ session's MongoDB-wire server (or one of its own), and either the local provider
 fake ElevenLabs/Gemini servers. Its time limits are short and its visibility timeout is set
 just above them (BROKER_VISIBILITY_TIMEOUT_S), so a message whose worker was killed outright is
 delivered again within a minute instead of twenty.
+
+Its broker is that Redis, or RabbitMQ when given `broker_url` (a vhost of the session's node,
+`on_rabbitmq_vhost`, or a node of the stack's own that a test can stop, `RestartableRabbitMQ`):
+Redis then still holds results, job status, pub/sub and the pool.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ from bson import ObjectId
 from cli import devstack
 from shared.config import QUEUES, Settings
 from tests import samples
-from tests.conftest import REPO, UserFactory, Workers, api_client, make_settings, process_env, wait_job, wait_ready
+from tests.conftest import (
+    REPO,
+    UserFactory,
+    Workers,
+    api_client,
+    make_settings,
+    process_env,
+    wait_job,
+)
 
 #: time limits of chaos stacks (soft limit = 24 s) and the visibility timeout above them
 TIME_LIMIT_S = 30
@@ -69,6 +81,16 @@ class RestartableRedis:
             self.proc = None
 
 
+class RestartableRabbitMQ(devstack.RabbitMQ):
+    """A RabbitMQ node of the stack's own: `stop()` then `start()` is the same node, with the same
+    ports and data (its quorum queues keep their messages)."""
+
+
+def rabbitmq_vhost(request) -> str:
+    """An AMQP URL for a stack of its own on the session's RabbitMQ node (a vhost nobody else uses)."""
+    return request.getfixturevalue("rabbitmq").new_vhost_url()
+
+
 class RestartableMongo:
     """The embedded MongoDB-wire server on a fixed port and data directory."""
 
@@ -96,6 +118,7 @@ class ChaosStack:
     workers: Workers
     redis: RestartableRedis
     api_url: str
+    broker: Any = None  # what a broker restart stops: the RestartableRedis or a RestartableRabbitMQ
     fake: Any = None  # FakeElevenLabs when the stack uses the fake providers
     gemini: Any = None
     tmp: Path = field(default_factory=Path)
@@ -109,20 +132,21 @@ class ChaosStack:
 
         return redis_client(self.settings)
 
+    @property
+    def on_rabbitmq(self) -> bool:
+        from shared.jobs.broker import is_amqp
+
+        return is_amqp(self.settings.celery_broker_url)
+
     def send(self, task: str, job_id: str, queue: str) -> None:
         """Deliver a job's task message (again), as the broker would."""
         from shared.jobs.celery_app import producer_for
 
-        producer_for(self.settings.redis_url).send_task(task, args=[job_id], queue=queue, task_id=job_id)
+        producer_for(self.settings.celery_broker_url).send_task(task, args=[job_id], queue=queue, task_id=job_id)
 
     def start_worker(self, name: str, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
-        proc = self.workers.start(name, QUEUES, concurrency=concurrency, **extra_env)
-        try:
-            wait_ready(self.rds(), timeout_s=60)
-        except RuntimeError:
-            print(self.workers.log(name)[-4000:], file=sys.stderr)
-            raise
-        return proc
+        return self.workers.start_ready(name, self.rds(), QUEUES, concurrency=concurrency,
+                                        broker_url=self.settings.celery_broker_url, **extra_env)
 
     def ready(self) -> httpx.Response:
         return self.client.get("/health/ready", timeout=30)
@@ -131,8 +155,10 @@ class ChaosStack:
 @contextlib.contextmanager
 def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = True, concurrency: int = 2,
                 mongo_url: str | None = None, worker: bool = True, voice_limit: int = 100,
+                broker_url: str = "", rabbitmq: RestartableRabbitMQ | None = None,
                 **env_overrides: str) -> Iterator[ChaosStack]:
-    """API (in process, over loopback HTTP) + one worker for every queue + its own Redis."""
+    """API (in process, over loopback HTTP) + one worker for every queue + its own Redis; the
+    broker is that Redis, or RabbitMQ at `broker_url` (or `rabbitmq`'s first vhost)."""
     from api.main import create_app
     from shared.bootstrap import ensure_indexes
     from shared.stores import mongo_db
@@ -149,6 +175,10 @@ def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = T
                "BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "READINESS_TIMEOUT_S": "5"}
         if mongo_url:
             env["MONGO_URL"] = mongo_url
+        if rabbitmq is not None:
+            broker_url = rabbitmq.url(rabbitmq.vhosts[0])
+        if broker_url:
+            env["BROKER_URL"] = broker_url
         fake = gemini = None
         if fake_providers:
             from tests.fakes.elevenlabs import FakeElevenLabs
@@ -171,7 +201,8 @@ def chaos_stack(base_env: dict[str, str], tmp: Path, *, fake_providers: bool = T
         api_url = stack.enter_context(serve(create_app(settings)))
         client = stack.enter_context(api_client(api_url, timeout=60))
         chaos = ChaosStack(env=env, settings=settings, client=client, users=UserFactory(client, db), workers=pool,
-                           redis=broker, api_url=api_url, fake=fake, gemini=gemini, tmp=tmp)
+                           redis=broker, api_url=api_url, fake=fake, gemini=gemini, tmp=tmp,
+                           broker=rabbitmq if rabbitmq is not None else broker)
         if worker:
             chaos.start_worker("w1", concurrency)
         yield chaos
@@ -235,7 +266,7 @@ def pid_running(stack: ChaosStack, job_id: str, timeout_s: float = 15) -> int:
     """The pool child executing the job's task, as the worker itself reports it."""
     from shared.jobs.celery_app import producer_for
 
-    app = producer_for(stack.settings.redis_url)
+    app = producer_for(stack.settings.celery_broker_url)
 
     def find():
         for tasks in (app.control.inspect(timeout=1.0).active() or {}).values():
@@ -252,9 +283,19 @@ def sigkill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def worker_of(stack: ChaosStack, pid: int) -> str:
+    """The name of the worker whose pool child (or parent) is `pid`."""
+    parent = psutil.Process(pid).ppid()
+    for name, proc in stack.workers.procs.items():
+        if proc.pid in (pid, parent):
+            return name
+    raise AssertionError(f"no worker of this stack runs pid {pid}")
+
+
 def kill_worker_outright(stack: ChaosStack, name: str) -> None:
     """SIGKILL the worker's parent and every pool child at once: no warm shutdown, no ack,
-    no requeue. The broker keeps the unacked message until the visibility timeout."""
+    no requeue. Redis keeps the unacked message until the visibility timeout; RabbitMQ sees the
+    connection close and puts it back in the queue at once."""
     proc = stack.workers.procs.pop(name)
     children = pool_children(proc)
     with contextlib.suppress(ProcessLookupError):
@@ -263,6 +304,16 @@ def kill_worker_outright(stack: ChaosStack, name: str) -> None:
         sigkill(child.pid)
     proc.wait(timeout=10)
     psutil.wait_procs(children, timeout=10)
+
+
+def freeze_worker(stack: ChaosStack, name: str) -> None:
+    """SIGSTOP the worker's parent and every pool child: a host that stops answering without
+    closing its connections (power cut, kernel hang, a cable pulled). Kill it afterwards with
+    `kill_worker_outright` (SIGKILL ends stopped processes too)."""
+    proc = stack.workers.procs[name]
+    for p in (psutil.Process(proc.pid), *pool_children(proc)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.suspend()
 
 
 def rss_mb(procs: list[psutil.Process]) -> float:
