@@ -27,8 +27,10 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PREFIX = "nvh"
 _NAME = re.compile(rf"^{PREFIX}(\d+)-\w+$")
@@ -157,6 +159,9 @@ class Lab:
         ip("-n", self.switch, "link", "add", "name", port, "type", "veth", "peer", "name", iface, "netns", host.ns)
         ip("-n", self.switch, "link", "set", port, "master", bridge, "up")
         ip("-n", host.ns, "addr", "add", f"{address}/24", "dev", iface)
+        # one TCP segment per frame (no offloaded 64 KB frames): a lossy wire (impaired())
+        # then loses packets, not bursts of 40
+        ip("-n", host.ns, "link", "set", iface, "gso_max_segs", "1")
         ip("-n", host.ns, "link", "set", iface, "up")
 
     def __getitem__(self, name: str) -> Host:
@@ -178,6 +183,47 @@ class Lab:
             yield
         finally:
             self.heal(name)
+
+    @contextlib.contextmanager
+    def impaired(self, name: str, delay_ms: float, loss: float, log_path: Path,
+                 seed: int = 0) -> Iterator[dict[str, int]]:
+        """Put a slow, lossy wire between the host and the back switch: what leaves the host is
+        delayed by `delay_ms` and a `loss` share of it is dropped, as `tc qdisc add dev eth0 root
+        netem delay <delay_ms>ms loss <loss>` on the host would do (tests/hosts/wire.py: this
+        kernel has no netem). The host's switch port leaves the bridge for the wire, whose other
+        end joins the bridge in its place. Yields the wire's frame counters, filled in at the end."""
+        port = self.hosts[name].back_port
+        near, far = f"{name[:10]}-wa", f"{name[:10]}-wb"
+        sw = ("-n", self.switch)
+        ip(*sw, "link", "add", "name", near, "type", "veth", "peer", "name", far)
+        for link in (near, far):
+            ip(*sw, "link", "set", link, "gso_max_segs", "1")
+        ip(*sw, "link", "set", port, "nomaster")
+        ip(*sw, "link", "set", far, "master", "back", "up")
+        ip(*sw, "link", "set", near, "up")
+        with open(log_path, "ab") as log:
+            wire = subprocess.Popen(["ip", "netns", "exec", self.switch, sys.executable, "-m", "tests.hosts.wire",
+                                     port, near, "--delay-ms", str(delay_ms), "--loss", str(loss), "--seed", str(seed)],
+                                    stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                    cwd=str(Path(__file__).resolve().parents[2]))
+        stats: dict[str, int] = {}
+        try:
+            assert wire.stdout is not None
+            if wire.stdout.readline().strip() != b"wire ready":
+                raise RuntimeError(f"the wire for {name} did not start (see {log_path})")
+            yield stats
+        finally:
+            wire.terminate()
+            try:
+                out, _ = wire.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                wire.kill()
+                out, _ = wire.communicate()
+            with open(log_path, "ab") as log:
+                log.write(out or b"")
+            stats.update({k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", (out or b"").decode())})
+            ip(*sw, "link", "del", near, check=False)  # its peer goes with it
+            ip(*sw, "link", "set", port, "master", "back", "up")
 
     # ------------------------------------------------------------------ teardown
 

@@ -8,6 +8,8 @@ link up and meets timeouts.
 
 from __future__ import annotations
 
+import contextlib
+import statistics
 import time
 
 import pytest
@@ -26,6 +28,9 @@ WORKER_CUT_S = 30
 #: (shared/pool/remote.py CREATE_CLAIM_TTL_S, 15 s), the lock that keeps two runs of one job
 #: from creating two voices, so another host may take the creation over.
 CLAIM_CUT_S = 20
+#: the slow, lossy network between the workers and the store (issue 16)
+DELAY_MS, LOSS = 200, 0.05
+BATCH = 4
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +210,38 @@ def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(clust
     assert ours() <= capacity
     assert len(mine) == 1, mine
     assert len(live) == 1 and live[0]["state"] == "ready" and live[0]["voice_id"] == mine[0]["voice_id"], live
+
+
+def _batch(cluster, user: dict, headers: dict, label: str) -> list[float]:
+    """BATCH notes submitted at once, each delivered once; each job's seconds from submission
+    to its end."""
+    client = cluster.client
+    ids = []
+    for i in range(BATCH):
+        resp = perform(client, headers, topic=f"{label} walk number {i + 1}")
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["job_id"])
+    for job_id in ids:
+        job = wait_job(client, job_id, headers, timeout_s=180)
+        assert job["state"] == "succeeded", (label, job["error"])
+    for job_id in ids:
+        assert_one_perform_effect(cluster.db, user["id"], job_id)
+    docs = {d["_id"]: d for d in cluster.db["jobs"].find({"_id": {"$in": ids}})}
+    return [(docs[i]["finished_at"] - docs[i]["created_at"]).total_seconds() for i in ids]
+
+
+def test_every_note_completes_over_a_slow_lossy_network(cluster, singer):
+    """200 ms of delay and 5 % loss on what each worker host sends to the store (as netem on
+    the workers' interfaces would): every note of a batch still arrives, once each."""
+    user, headers = singer
+    plain = _batch(cluster, user, headers, "plain")
+    with contextlib.ExitStack() as stack:
+        wires = {host: stack.enter_context(cluster.lab.impaired(host, DELAY_MS, LOSS, cluster.logs / f"wire-{host}.log",
+                                                                seed=i + 1))
+                 for i, host in enumerate(("worker1", "worker2"))}
+        slow = _batch(cluster, user, headers, "slow")
+    print(f"[hosts] batch of {BATCH} notes, seconds from submission to delivery: plain "
+          f"{sorted(round(t, 1) for t in plain)} (median {statistics.median(plain):.1f}); with {DELAY_MS} ms and "
+          f"{LOSS:.0%} loss on the workers' side {sorted(round(t, 1) for t in slow)} (median "
+          f"{statistics.median(slow):.1f}); frames {wires}", flush=True)
+    assert all(w.get("dropped", 0) > 0 for w in wires.values()), wires  # the loss really happened
