@@ -1,4 +1,4 @@
-"""One set of hosts for the whole package (tests/hosts/netlab.py draws the network):
+"""One set of hosts per test module (tests/hosts/netlab.py draws the network):
 
 - store:   redis-server (job mirror, pool, and the broker), the MongoDB-wire server, and the fake
            ElevenLabs and Gemini servers (the providers, reached over the network like the rest);
@@ -12,7 +12,7 @@ returns the store's Redis today; a RabbitMQ on the store host only has to return
 
 Timeouts are the ones the service reads from its settings, kept short enough that a host that
 lost the stores notices within seconds (MONGO_TIMEOUT_MS, REDIS_TIMEOUT_S), and time limits long
-enough that a 20 s partition is not mistaken for a hung job.
+enough that a 30 s partition is not mistaken for a hung job.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ GEMINI_KEY = "fake-gemini-key"
 VOICE_LIMIT = 20
 #: hard time limits of the lab's tasks: above a partition plus a synthesis, so a partition is
 #: never taken for a hung job; the visibility timeout must exceed them (Settings checks it)
-TIME_LIMIT_S = 90
-VISIBILITY_S = 100
+TIME_LIMIT_S = 120
+VISIBILITY_S = 130
 HOSTS = (("store", 2, False), ("api", 3, True), ("worker1", 11, False), ("worker2", 12, False))
 
 
@@ -92,7 +92,7 @@ def _worker_ready(workers: Workers, name: str, timeout_s: float = 90) -> None:
     devstack.wait_until(lambda: " ready." in workers.log(name), timeout_s, f"worker {name}", proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     reason = netlab.available()
     if reason:

@@ -31,6 +31,8 @@ CLAIM_CUT_S = 20
 #: the slow, lossy network between the workers and the store (issue 16)
 DELAY_MS, LOSS = 200, 0.05
 BATCH = 4
+#: the longest a request may wait for its 503 while the API host has lost the stores
+API_ANSWER_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,24 @@ def voices_of(cluster, user_id: str) -> list[dict]:
 
 def calls(cluster, operation: str) -> list[dict]:
     return cluster.fake.calls(operation)
+
+
+def submit_held(cluster, operation: str, hold_s: float, submit) -> tuple[str, str]:
+    """Submit a job (`submit()` answers 202) while the fake provider holds each `operation` call
+    for `hold_s`; returns the job id and the worker host whose call the provider is holding, so
+    a test can cut that host mid-call."""
+    before = len(calls(cluster, operation))
+    cluster.fake.set_latency(hold_s, operation)
+    try:
+        resp = submit()
+        assert resp.status_code == 202, resp.text
+        call = wait_for(lambda: next((c for c in calls(cluster, operation)[before:] if c["status"] is None), None),
+                        90, f"a {operation} call to reach the provider")
+    finally:
+        cluster.fake.set_latency(0.0, operation)
+    victim = cluster.host_of(call["client"])
+    assert victim in ("worker1", "worker2"), call
+    return resp.json()["job_id"], victim
 
 
 def test_the_journey_runs_across_hosts(cluster, singer):
@@ -78,19 +98,9 @@ def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer):
     it synthesizes a note, for WORKER_CUT_S. The note still arrives, once: one charge, one
     recording, and no second voice at the provider."""
     user, headers = singer
-    client, fake = cluster.client, cluster.fake
+    client = cluster.client
     before = len(calls(cluster, "synthesize"))
-    fake.set_latency(3.0, "synthesize")  # holds the synthesis long enough to cut it mid-way
-    try:
-        resp = perform(client, headers, topic="running in the rain")
-        assert resp.status_code == 202, resp.text
-        job_id = resp.json()["job_id"]
-        call = wait_for(lambda: next((c for c in calls(cluster, "synthesize")[before:] if c["status"] is None), None),
-                        60, "the synthesis to reach the provider")
-    finally:
-        fake.set_latency(0.0, "synthesize")
-    victim = cluster.host_of(call["client"])
-    assert victim in ("worker1", "worker2"), call
+    job_id, victim = submit_held(cluster, "synthesize", 3.0, lambda: perform(client, headers, topic="running in the rain"))
     cut_at = time.monotonic()
     with cluster.lab.partitioned(victim):
         # while it is away the job is not lost and not failed: it is still going
@@ -125,6 +135,9 @@ def test_the_api_cut_off_from_the_stores_answers_503_and_recovers(cluster, singe
             resp = client.request(method, path, headers=headers, json=body, timeout=60)
             answers[path] = (resp.status_code, round(time.monotonic() - t0, 1))
             assert resp.status_code == 503, (path, resp.text)
+            # an answer, not a hang: within the store clients' timeouts (Redis 5 s per command,
+            # MongoDB server selection 2 s), well inside a client's usual 30 s
+            assert answers[path][1] < API_ANSWER_S, answers
             err = resp.json()
             assert err["error"] == "SERVICE_UNAVAILABLE" and err["message"] and err["action"], err
         assert client.get("/health").status_code == 200  # the process itself is fine
@@ -168,18 +181,8 @@ def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(clust
              "the pool to learn its capacity")
 
     user, headers = cluster.users()
-    before = len(calls(cluster, "create_voice"))
-    fake.set_latency(4.0, "create_voice")
-    try:
-        resp = client.post("/user/voice", headers=headers, files={"file": ("sample.mp3", samples.original(), "audio/mpeg")})
-        assert resp.status_code == 202, resp.text
-        job_id = resp.json()["job_id"]
-        call = wait_for(lambda: next((c for c in calls(cluster, "create_voice")[before:] if c["status"] is None), None),
-                        90, "the voice creation to reach the provider")
-    finally:
-        fake.set_latency(0.0, "create_voice")
-    victim = cluster.host_of(call["client"])
-    assert victim in ("worker1", "worker2"), call
+    job_id, victim = submit_held(cluster, "create_voice", 4.0, lambda: client.post(
+        "/user/voice", headers=headers, files={"file": ("sample.mp3", samples.original(), "audio/mpeg")}))
     peak = ours()
     with cluster.lab.partitioned(victim):
         cut_at = time.monotonic()
