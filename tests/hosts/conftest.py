@@ -11,8 +11,9 @@ crosses veth pairs and a bridge. The broker is only a URL (`BROKER_URL`): `start
 returns the store's Redis today; a RabbitMQ on the store host only has to return its own URL.
 
 Timeouts are the ones the service reads from its settings, kept short enough that a host that
-lost the stores notices within seconds (MONGO_TIMEOUT_MS, REDIS_TIMEOUT_S), and time limits long
-enough that a 30 s partition is not mistaken for a hung job.
+lost the stores notices within seconds (MONGO_TIMEOUT_MS, REDIS_TIMEOUT_S,
+ELEVEN_LABS_SYNTHESIS_TIMEOUT_S), and time limits long enough that a 30 s partition is not
+mistaken for a hung job.
 """
 
 from __future__ import annotations
@@ -131,7 +132,11 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
                "CLONE_TIME_LIMIT_S": str(TIME_LIMIT_S), "PERFORM_TIME_LIMIT_S": str(TIME_LIMIT_S),
                "CLEANUP_TIME_LIMIT_S": str(TIME_LIMIT_S), "MAINTENANCE_TIME_LIMIT_S": str(TIME_LIMIT_S),
                "BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "READINESS_TIMEOUT_S": "5",
-               "MONGO_TIMEOUT_MS": "2000", "REDIS_TIMEOUT_S": "2"}
+               "MONGO_TIMEOUT_MS": "2000", "REDIS_TIMEOUT_S": "2",
+               # the fake speaks at once: a synthesis unanswered for 10 s is a lost host, and the
+               # worker gives the job back (docs/RELIABILITY.md, "Across hosts"); the default
+               # 120 s leaves it waiting on TCP until the network heals
+               "ELEVEN_LABS_SYNTHESIS_TIMEOUT_S": "10"}
         settings = make_settings(env)
         db = mongo_db(settings)
         ensure_indexes(db)
