@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
 from shared.pool.remote import CREATE_CLAIM_TTL_S
 from tests import samples
 from tests.conftest import wait_job
+from tests.hosts.conftest import VOICE_LIMIT
 from tests.perform.helpers import perform, user_with_voice
 from tests.reliability.chaos import assert_one_perform_effect, wait_for
 
@@ -44,10 +47,19 @@ def singer(cluster):
     return user, headers
 
 
-def voices_of(cluster, user_id: str) -> list[dict]:
-    """The user's voices at the fake ElevenLabs on the store host (our names: nv-<user>-...)."""
+def our_remote_voices(cluster, user_id: str = "") -> list[dict]:
+    """Our voices (of one user, or all) at the fake ElevenLabs on the store host; our names are
+    nv-<user>-..."""
     return [v for v in cluster.fake.state()["voices"]
-            if v.get("category") == "cloned" and v["name"].startswith(f"nv-{user_id}-")]
+            if v.get("category") == "cloned" and v["name"].startswith(f"nv-{user_id}-" if user_id else "nv-")]
+
+
+def assert_no_voice_leaked(cluster) -> None:
+    """Every voice of ours at the provider is one our records hold a slot for, and the reverse."""
+    remote = sorted(v["voice_id"] for v in our_remote_voices(cluster))
+    held = sorted(r["voice_id"] for r in cluster.db["voices"].find(
+        {"state": {"$in": ["creating", "ready", "evicting", "delete_failed"]}}, {"voice_id": 1}))
+    assert remote == held, (remote, held)
 
 
 def calls(cluster, operation: str) -> list[dict]:
@@ -90,7 +102,7 @@ def test_the_journey_runs_across_hosts(cluster, singer):
 
     callers = {cluster.host_of(c["client"]) for op in ("create_voice", "synthesize") for c in calls(cluster, op)}
     assert callers and callers <= {"worker1", "worker2"}, callers
-    assert len(voices_of(cluster, user["id"])) == 1
+    assert len(our_remote_voices(cluster, user["id"])) == 1
 
 
 def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer):
@@ -112,7 +124,8 @@ def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer):
     done_at = time.monotonic()
     assert job["state"] == "succeeded", job["error"]
     assert_one_perform_effect(cluster.db, user["id"], job_id)
-    assert len(voices_of(cluster, user["id"])) == 1, voices_of(cluster, user["id"])
+    assert len(our_remote_voices(cluster, user["id"])) == 1, our_remote_voices(cluster, user["id"])
+    assert_no_voice_leaked(cluster)
     finishers = [cluster.host_of(c["client"]) for c in calls(cluster, "synthesize")[before:] if c["status"] == 200]
     print(f"[hosts] {victim} cut {healed_at - cut_at:.1f} s mid-synthesis; job done {done_at - healed_at:.1f} s "
           f"after healing ({done_at - cut_at:.1f} s after the cut); synthesis answered to {finishers}; "
@@ -156,7 +169,37 @@ def test_the_api_cut_off_from_the_stores_answers_503_and_recovers(cluster, singe
     assert job["state"] == "succeeded", job["error"]
 
 
-def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(cluster):
+def _producer(cluster):
+    from shared.jobs.celery_app import producer_for
+
+    return producer_for(cluster.settings.celery_broker_url)
+
+
+def _ours(cluster) -> int:
+    """How many of our voices the provider holds."""
+    return len(our_remote_voices(cluster))
+
+
+def _set_voice_limit(cluster, limit: int) -> None:
+    """The provider's voice limit, as the pool learns it: from its upkeep task."""
+    from shared.jobs.tasks import Task
+
+    cluster.fake.configure(voice_limit=limit)
+    _producer(cluster).send_task(Task.REFRESH_CAPACITY, queue="maintenance")
+    wait_for(lambda: (cluster.db["pool_state"].find_one({"_id": "capacity"}) or {}).get("effective") == limit, 60,
+             "the pool to learn its capacity")
+
+
+@pytest.fixture()
+def tight_pool(cluster) -> Iterator[int]:
+    """Room for exactly one more voice; the pool's capacity, given back afterwards."""
+    capacity = _ours(cluster) + 1
+    _set_voice_limit(cluster, capacity)
+    yield capacity
+    _set_voice_limit(cluster, VOICE_LIMIT)
+
+
+def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(cluster, tight_pool):
     """The pool is one voice short of full. A worker host creating a voice (a new user's clone)
     is cut off for longer than its creation claim; meanwhile the clone's message goes to the
     other host (what a broker does when it gives up on a worker: RabbitMQ when the connection
@@ -164,22 +207,11 @@ def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(clust
     host takes the lapsed claim and finishes the clone; the cut host then comes back and ends its
     own run. At no moment do our voices at the provider exceed the pool's capacity, and the
     user ends with one voice and one live record."""
-    from shared.jobs.celery_app import producer_for
     from shared.jobs.tasks import Task
 
-    client, fake, db = cluster.client, cluster.fake, cluster.db
-    producer = producer_for(cluster.settings.celery_broker_url)
-
-    def ours() -> int:
-        return sum(1 for v in fake.state()["voices"] if v.get("category") == "cloned" and v["name"].startswith("nv-"))
-
-    # room for exactly one more voice: the provider's limit, learnt by the pool's upkeep task
-    capacity = ours() + 1
-    fake.configure(voice_limit=capacity)
-    producer.send_task(Task.REFRESH_CAPACITY, queue="maintenance")
-    wait_for(lambda: (db["pool_state"].find_one({"_id": "capacity"}) or {}).get("effective") == capacity, 60,
-             "the pool to learn its capacity")
-
+    client, db, producer = cluster.client, cluster.db, _producer(cluster)
+    capacity = tight_pool
+    ours = partial(_ours, cluster)
     user, headers = cluster.users()
     before = len(calls(cluster, "create_voice"))
     job_id, victim = submit_held(cluster, "create_voice", 4.0, lambda: client.post(
@@ -206,7 +238,7 @@ def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(clust
         time.sleep(0.3)
     live = list(db["voices"].find({"user_id": user["id"], "state": {"$in": ["creating", "ready", "evicting",
                                                                               "delete_failed"]}}))
-    mine = voices_of(cluster, user["id"])
+    mine = our_remote_voices(cluster, user["id"])
     creators = {cluster.host_of(c["client"]) for c in calls(cluster, "create_voice")[before:]}
     print(f"[hosts] {victim} cut {cut_s:.1f} s while creating a voice; the other host finished the clone "
           f"{cut_s - CREATE_CLAIM_TTL_S - 1:.1f} s after the claim lapsed; create calls from {sorted(creators)}; "
@@ -216,6 +248,7 @@ def test_a_worker_cut_off_past_the_creation_claim_cannot_overfill_the_pool(clust
     assert ours() <= capacity
     assert len(mine) == 1, mine
     assert len(live) == 1 and live[0]["state"] == "ready" and live[0]["voice_id"] == mine[0]["voice_id"], live
+    assert_no_voice_leaked(cluster)
 
 
 def _batch(cluster, user: dict, headers: dict, label: str) -> list[float]:
