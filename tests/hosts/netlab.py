@@ -169,20 +169,29 @@ class Lab:
 
     # ------------------------------------------------------------------ faults
 
-    def cut(self, name: str) -> None:
-        """Partition the host from the back network: its switch port goes down."""
-        ip("-n", self.switch, "link", "set", self.hosts[name].back_port, "down")
+    def _back_link(self, name: str, side: str) -> tuple[str, ...]:
+        host = self.hosts[name]
+        if side == "switch":  # packets vanish on the way; the host sees its link up
+            return ("-n", self.switch, "link", "set", host.back_port)
+        if side == "host":  # the host's own interface: it sees "network is unreachable" at once
+            return ("-n", host.ns, "link", "set", "eth0")
+        raise ValueError(f"side must be 'switch' or 'host', not {side!r}")
 
-    def heal(self, name: str) -> None:
-        ip("-n", self.switch, "link", "set", self.hosts[name].back_port, "up")
+    def cut(self, name: str, side: str = "switch") -> None:
+        """Partition the host from the back network: its veth goes down, at the switch's end
+        (a failed switch port or cable) or at its own (`ip link set eth0 down` on the host)."""
+        ip(*self._back_link(name, side), "down")
+
+    def heal(self, name: str, side: str = "switch") -> None:
+        ip(*self._back_link(name, side), "up")
 
     @contextlib.contextmanager
-    def partitioned(self, name: str):
-        self.cut(name)
+    def partitioned(self, name: str, side: str = "switch"):
+        self.cut(name, side)
         try:
             yield
         finally:
-            self.heal(name)
+            self.heal(name, side)
 
     @contextlib.contextmanager
     def impaired(self, name: str, delay_ms: float, loss: float, log_path: Path,

@@ -105,16 +105,18 @@ def test_the_journey_runs_across_hosts(cluster, singer):
     assert len(our_remote_voices(cluster, user["id"])) == 1
 
 
-def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer):
+@pytest.mark.parametrize("side", ["switch", "host"])
+def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer, side):
     """A worker host loses the store (broker, Redis, MongoDB and the providers behind it) while
-    it synthesizes a note, for WORKER_CUT_S. The note still arrives, once: one charge, one
-    recording, and no second voice at the provider."""
+    it synthesizes a note, for WORKER_CUT_S: its veth goes down at the switch (its packets
+    vanish; it meets timeouts) or on the host itself (it meets "network is unreachable"). The
+    note still arrives, once: one charge, one recording, and no voice leaked at the provider."""
     user, headers = singer
     client = cluster.client
     before = len(calls(cluster, "synthesize"))
     job_id, victim = submit_held(cluster, "synthesize", 3.0, lambda: perform(client, headers, topic="running in the rain"))
     cut_at = time.monotonic()
-    with cluster.lab.partitioned(victim):
+    with cluster.lab.partitioned(victim, side):
         # while it is away the job is not lost and not failed: it is still going
         time.sleep(WORKER_CUT_S)
         view = client.get(f"/jobs/{job_id}", headers=headers).json()
@@ -127,7 +129,7 @@ def test_a_worker_cut_off_mid_perform_finishes_its_job_once(cluster, singer):
     assert len(our_remote_voices(cluster, user["id"])) == 1, our_remote_voices(cluster, user["id"])
     assert_no_voice_leaked(cluster)
     finishers = [cluster.host_of(c["client"]) for c in calls(cluster, "synthesize")[before:] if c["status"] == 200]
-    print(f"[hosts] {victim} cut {healed_at - cut_at:.1f} s mid-synthesis; job done {done_at - healed_at:.1f} s "
+    print(f"[hosts] {victim} cut ({side} side) {healed_at - cut_at:.1f} s mid-synthesis; job done {done_at - healed_at:.1f} s "
           f"after healing ({done_at - cut_at:.1f} s after the cut); synthesis answered to {finishers}; "
           f"attempts {cluster.db['jobs'].find_one({'_id': job_id}).get('attempts')}", flush=True)
 
