@@ -100,17 +100,22 @@ def redis_answers(url: str) -> bool:
 
 
 def start_redis(data_dir: Path, port: int | None = None, *, appendonly: bool = True,
-                log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+                log_path: Path | None = None, host: str = "127.0.0.1",
+                launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """Start redis-server listening on `host`; `launcher` is a prefix that runs it elsewhere
+    (the multi-host tests run it in a network namespace: `ip netns exec NAME`)."""
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = spawn([
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
+        *launcher, "redis-server", "--port", str(port), "--bind", host,
+        # another host's address is the caller's choice (tests/hosts), on a private network
+        "--protected-mode", "yes" if host == "127.0.0.1" else "no", "--dir", str(data_dir.resolve()),
         "--save", "", "--appendonly", "yes" if appendonly else "no", "--maxmemory-policy", "noeviction",
         "--daemonize", "no", "--logfile", "",
     ], log_path=log_path)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://{host}:{port}/0"
     wait_until(lambda: redis_answers(url), 20, "redis-server", proc)
     return proc, url
 
@@ -264,24 +269,25 @@ def mongo_answers(url: str) -> bool:
         client.close()
 
 
-def embedded_mongo_url(port: int) -> str:
+def embedded_mongo_url(port: int, host: str = "127.0.0.1") -> str:
     """The client URL of the embedded server, with retryable writes off: each write carrying a
     transaction number lands in the server's retryable-write registry, which slowed it about
     twentyfold as it filled (bench/README.md). Nothing relies on them: every exactly-once write
     is guarded by its own filter (a charge by the job id in the user's `charged_jobs`, a
     recording by the unique `job_id`). Production on mongod sets its own MONGO_URL and keeps
     them on."""
-    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+    return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
 
 
-def start_mongo(data_dir: Path, port: int | None = None, *,
-                log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Start the embedded MongoDB-wire server (SecantusDB) with its data under `data_dir`."""
+def start_mongo(data_dir: Path, port: int | None = None, *, log_path: Path | None = None,
+                host: str = "127.0.0.1", launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """Start the embedded MongoDB-wire server (SecantusDB) with its data under `data_dir`,
+    listening on `host` (`launcher` as for start_redis)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    proc = spawn([venv_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+    proc = spawn([*launcher, venv_bin("secantusd-py"), "--host", host, "--port", str(port),
                   "--storage-path", str(data_dir.resolve()), "--log-level", "WARNING"], log_path=log_path)
-    url = embedded_mongo_url(port)
+    url = embedded_mongo_url(port, host)
     wait_until(lambda: mongo_answers(url), 60, "SecantusDB", proc)
     return proc, url
 

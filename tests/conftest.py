@@ -89,9 +89,8 @@ def rabbitmq(tmp_root) -> Iterator[RabbitBroker]:
         node.stop()
 
 
-@pytest.fixture(scope="session")
-def base_env(redis_url, mongo_url) -> dict[str, str]:
-    """Environment for processes we spawn (workers, CLI): settings travel as env vars."""
+def stack_env(redis_url: str, mongo_url: str) -> dict[str, str]:
+    """Settings for the processes a test stack spawns (workers, API, CLI), as env vars."""
     return {
         "APP_ENV": "test",
         "REDIS_URL": redis_url,
@@ -117,6 +116,12 @@ def base_env(redis_url, mongo_url) -> dict[str, str]:
         # flagged, which tests/voice/test_voice_match.py checks end to end
         "VOICE_MATCH_FLOOR": "35",
     }
+
+
+@pytest.fixture(scope="session")
+def base_env(redis_url, mongo_url) -> dict[str, str]:
+    """Environment for processes we spawn (workers, CLI): settings travel as env vars."""
+    return stack_env(redis_url, mongo_url)
 
 
 def make_settings(env: dict[str, str], **overrides) -> Settings:
@@ -158,15 +163,16 @@ def process_env(base_env: dict[str, str], **extra: str) -> dict[str, str]:
 class Workers:
     """Celery worker processes started for the tests."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, launcher: tuple[str, ...] = ()) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.launcher = launcher  # a prefix that runs them elsewhere (tests/hosts: `ip netns exec`)
         self.procs: dict[str, subprocess.Popen] = {}
         self.metrics_port: int | None = None  # the session worker's exporter (tests/ops)
 
     def start(self, name: str, queues=QUEUES, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
         env = {**self.env, **extra_env}
-        proc = devstack.spawn(devstack.worker_argv(list(queues), name, concurrency, "INFO"), env=env,
+        proc = devstack.spawn([*self.launcher, *devstack.worker_argv(list(queues), name, concurrency, "INFO")], env=env,
                               cwd=str(REPO), log_path=self.log_dir / f"worker-{name}.log")
         self.procs[name] = proc
         return proc

@@ -166,6 +166,7 @@ class CallRecord:
     status: int | None = None  # None while the request is being answered
     code: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    client: str | None = None  # the caller's address (which host called, in tests/hosts)
 
 
 @dataclass
@@ -340,7 +341,8 @@ class FakeElevenLabs:
 
     async def handle(self, operation: str, request: Request,
                      logic: Callable[[Request, CallRecord], Awaitable[Response]]) -> Response:
-        record = CallRecord(operation, request.method, request.url.path, time.time())
+        record = CallRecord(operation, request.method, request.url.path, time.time(),
+                            client=request.client.host if request.client else None)
         with self._lock:
             self._calls.append(record)
         try:

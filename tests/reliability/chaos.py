@@ -329,12 +329,14 @@ def tree(proc: subprocess.Popen) -> list[psutil.Process]:
     return [parent, *parent.children(recursive=True)]
 
 
-def spawn_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    """The API as its own uvicorn process (what production runs), so its memory can be read."""
+def spawn_api(env: dict[str, str], log_path: Path, *, host: str = "127.0.0.1",
+              launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """The API as its own uvicorn process (what production runs), so its memory can be read;
+    listening on `host`, run through `launcher` (tests/hosts: on the API host's namespace)."""
     port = devstack.free_port()
-    proc = devstack.spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+    proc = devstack.spawn([*launcher, sys.executable, "-m", "uvicorn", "api.main:app", "--host", host,
                            "--port", str(port), "--no-access-log"], env=process_env(env), cwd=str(REPO),
                           log_path=log_path)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     devstack.wait_until(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 60, "API", proc)
     return proc, url

@@ -1,0 +1,171 @@
+"""One set of hosts per test module (tests/hosts/netlab.py draws the network):
+
+- store:   redis-server (job mirror, pool, and the broker), the MongoDB-wire server, and the fake
+           ElevenLabs and Gemini servers (the providers, reached over the network like the rest);
+- api:     uvicorn serving api.main, on the front network for clients and the back for stores;
+- worker1: a Celery worker on the perform and clone queues;
+- worker2: a Celery worker on perform and clone, plus cleanup and maintenance.
+
+Every service binds to its host's address, never loopback, so all traffic between hosts
+crosses veth pairs and a bridge. The broker is only a URL (`BROKER_URL`): `start_broker()`
+returns the store's Redis today; a RabbitMQ on the store host only has to return its own URL.
+
+Timeouts are the ones the service reads from its settings, kept short enough that a host that
+lost the stores notices within seconds (MONGO_TIMEOUT_MS, REDIS_TIMEOUT_S,
+ELEVEN_LABS_SYNTHESIS_TIMEOUT_S), and time limits long enough that a 30 s partition is not
+mistaken for a hung job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli import devstack
+from shared.config import QUEUES, Settings
+from tests.conftest import (
+    REPO,
+    UserFactory,
+    Workers,
+    api_client,
+    make_settings,
+    process_env,
+    stack_env,
+)
+from tests.hosts import netlab
+
+ELEVEN_KEY = "fake-eleven-key"
+GEMINI_KEY = "fake-gemini-key"
+VOICE_LIMIT = 20
+#: hard time limits of the lab's tasks: above a partition plus a synthesis, so a partition is
+#: never taken for a hung job; the visibility timeout must exceed them (Settings checks it)
+TIME_LIMIT_S = 120
+VISIBILITY_S = 130
+HOSTS = (("store", 2, False), ("api", 3, True), ("worker1", 11, False), ("worker2", 12, False))
+
+
+@dataclass
+class Cluster:
+    lab: netlab.Lab
+    env: dict[str, str]
+    settings: Settings
+    client: httpx.Client
+    users: UserFactory
+    workers: dict[str, Workers]  # by host
+    fake: object  # FakeElevenLabsControl of the fake on the store host
+    api_url: str
+    logs: Path
+
+    @property
+    def db(self):
+        return self.users.db
+
+    def host_of(self, address: str | None) -> str | None:
+        """Which lab host an address belongs to."""
+        for host in self.lab.hosts.values():
+            if address in (host.back_ip, host.front_ip):
+                return host.name
+        return None
+
+
+
+def start_broker(store: netlab.Host, redis_url: str) -> str:
+    """The broker's URL on the store host: its Redis (the default broker of `make run`)."""
+    return redis_url
+
+
+def _spawn_fake(store: netlab.Host, module: str, port: int, logs: Path, *args: str) -> tuple:
+    proc = devstack.spawn([*store.launcher(), sys.executable, "-m", module, "--host", store.back_ip,
+                           "--port", str(port), *args], env=process_env({}), cwd=str(REPO),
+                          log_path=logs / f"{module.rsplit('.', 1)[-1]}.log")
+    return proc, f"http://{store.back_ip}:{port}"
+
+
+def _worker_ready(workers: Workers, name: str, timeout_s: float = 90) -> None:
+    proc = workers.procs[name]
+    devstack.wait_until(lambda: " ready." in workers.log(name), timeout_s, f"worker {name}", proc)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    reason = netlab.available()
+    if reason:
+        pytest.skip(f"tests/hosts: {reason}")
+    netlab.sweep_stale()
+    from shared.bootstrap import ensure_indexes
+    from shared.stores import mongo_db
+    from tests.fakes.elevenlabs import FakeElevenLabsControl
+    from tests.reliability.chaos import spawn_api
+
+    logs = tmp_path_factory.mktemp("hosts")
+    lab = netlab.Lab()
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        stack.callback(lab.destroy)  # last: after every process below was stopped
+        lab.build(HOSTS)
+        store, api = lab["store"], lab["api"]
+
+        redis_proc, redis_url = devstack.start_redis(logs / "redis", appendonly=True, log_path=logs / "redis.log",
+                                                     host=store.back_ip, launcher=store.launcher())
+        stack.callback(devstack.stop_process, redis_proc)
+        mongo_proc, mongo_url = devstack.start_mongo(logs / "mongo", log_path=logs / "mongo.log",
+                                                     host=store.back_ip, launcher=store.launcher())
+        stack.callback(devstack.stop_process, mongo_proc)
+        eleven_proc, eleven_url = _spawn_fake(store, "tests.fakes.elevenlabs", 8765, logs, "--api-key", ELEVEN_KEY,
+                                              "--voice-limit", str(VOICE_LIMIT))
+        stack.callback(devstack.stop_process, eleven_proc)
+        gemini_proc, gemini_url = _spawn_fake(store, "tests.fakes.gemini", 8089, logs, "--api-key", GEMINI_KEY)
+        stack.callback(devstack.stop_process, gemini_proc)
+
+        env = {**stack_env(redis_url, mongo_url),
+               "BROKER_URL": start_broker(store, redis_url),
+               "VOICE_PROVIDER": "elevenlabs", "ELEVEN_LABS_API_KEY": ELEVEN_KEY, "ELEVEN_LABS_BASE_URL": eleven_url,
+               "POOL_CAPACITY": str(VOICE_LIMIT), "TEXT_PROVIDER": "gemini", "GEMINI_API_KEY": GEMINI_KEY,
+               "GEMINI_BASE_URL": gemini_url, "GEMINI_TIMEOUT_S": "10",
+               "CLONE_TIME_LIMIT_S": str(TIME_LIMIT_S), "PERFORM_TIME_LIMIT_S": str(TIME_LIMIT_S),
+               "CLEANUP_TIME_LIMIT_S": str(TIME_LIMIT_S), "MAINTENANCE_TIME_LIMIT_S": str(TIME_LIMIT_S),
+               "BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "READINESS_TIMEOUT_S": "5",
+               "MONGO_TIMEOUT_MS": "2000", "REDIS_TIMEOUT_S": "2",
+               # the fake speaks at once: a synthesis unanswered for 10 s is a lost host, and the
+               # worker gives the job back (docs/RELIABILITY.md, "Across hosts"); the default
+               # 120 s leaves it waiting on TCP until the network heals
+               "ELEVEN_LABS_SYNTHESIS_TIMEOUT_S": "10"}
+        settings = make_settings(env)
+        db = mongo_db(settings)
+        ensure_indexes(db)
+        devstack.wait_until(lambda: httpx.get(f"{eleven_url}/_fake/state", timeout=1).status_code == 200, 30,
+                            "fake ElevenLabs", eleven_proc)
+        devstack.wait_until(lambda: httpx.get(f"{gemini_url}/_fake/requests", timeout=1).status_code == 200, 30,
+                            "fake Gemini", gemini_proc)
+        fake = FakeElevenLabsControl(eleven_url)
+        stack.callback(fake.close)
+
+        workers: dict[str, Workers] = {}
+        for host, queues in (("worker1", ("perform", "clone")), ("worker2", QUEUES)):
+            pool = Workers(process_env(env), logs, launcher=lab[host].launcher())
+            stack.callback(pool.stop_all)
+            pool.start(host, queues, concurrency=2)
+            workers[host] = pool
+
+        api_proc, api_url = spawn_api(env, logs / "api.log", host=api.front_ip, launcher=api.launcher())
+        stack.callback(devstack.stop_process, api_proc)
+        for host, pool in workers.items():
+            _worker_ready(pool, host)
+        client = stack.enter_context(api_client(api_url, timeout=60))
+        print(f"\n[hosts] lab up in {time.monotonic() - started:.1f} s, logs in {logs}: "
+              + ", ".join(f"{h.name} {h.back_ip}" for h in lab.hosts.values()), flush=True)
+        yield Cluster(lab, env, settings, client, UserFactory(client, db), workers, fake, api_url, logs)
+        from shared.stores import mongo_client, redis_client
+
+        # the test process's own clients point at a store that is about to disappear
+        mongo_client(settings).close()
+        redis_client(settings).close()
+    left = lab.leftovers()
+    assert not left, f"namespaces left behind: {left}"
