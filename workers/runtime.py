@@ -27,15 +27,35 @@ def jobs() -> JobStore:
     return JobStore(mongo_db(s), redis_client(s), s.job_status_ttl_s, broker_url=s.celery_broker_url)
 
 
+def enqueue_voice_delete(record_id: str) -> None:
+    """Send a voice record's remote deletion to the `cleanup` queue."""
+    from shared.jobs.celery_app import app
+
+    app.send_task(str(Task.DELETE_VOICE), args=[record_id], queue=Task.DELETE_VOICE.queue)
+
+
+def voice_provider():
+    """The configured voice provider (ElevenLabs, or the offline stand-in)."""
+    from shared.providers.factory import voice_provider as configured_provider
+
+    s = get_settings()
+    return configured_provider(s, mongo_db(s))
+
+
 def pool():
     """The voice pool over the configured provider; failed eviction deletes go to `cleanup`."""
-    from shared.jobs.celery_app import app
     from shared.pool.service import VoicePool
-    from shared.providers.factory import voice_provider
 
-    s, d = get_settings(), db()
-    return VoicePool(d, redis(), voice_provider(s, d), s, enqueue_delete=lambda record_id: app.send_task(
-        str(Task.DELETE_VOICE), args=[record_id], queue=Task.DELETE_VOICE.queue))
+    s = get_settings()
+    return VoicePool(mongo_db(s), redis(), voice_provider(), s, enqueue_delete=enqueue_voice_delete)
+
+
+def clone_deps():
+    """What a clone job needs: the stores, the voice pool and its provider (to score the voice)."""
+    from shared.voices.clone import CloneDeps
+
+    pool_ = pool()
+    return CloneDeps(db=pool_.db, provider=pool_.provider, settings=pool_.settings, pool=pool_)
 
 
 def perform_deps():

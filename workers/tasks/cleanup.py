@@ -9,7 +9,6 @@ from shared.jobs.celery_app import app
 from shared.jobs.tasks import Task
 from shared.pool import records
 from shared.pool.remote import delete_remote_voice
-from shared.providers.factory import voice_provider
 from workers import runtime
 
 log = logging.getLogger(__name__)
@@ -18,9 +17,9 @@ MAX_DELETE_RETRIES = 6
 
 @app.task(name=str(Task.DELETE_VOICE), bind=True, max_retries=MAX_DELETE_RETRIES, ignore_result=True)
 def delete_voice(self, record_id: str) -> str:
-    settings, db = runtime.settings(), runtime.db()
+    db = runtime.db()
     try:
-        return delete_remote_voice(db, voice_provider(settings, db), record_id)
+        return delete_remote_voice(db, runtime.voice_provider(), record_id)
     except ProviderError as exc:
         if self.request.retries >= MAX_DELETE_RETRIES or not exc.retryable:
             # visible to reconciliation, which retries it later

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from shared.jobs.tasks import Task
-from shared.voices.clone import CloneDeps, run_clone
+from shared.voices.clone import run_clone
 from workers import runtime
 from workers.jobtask import job_task
 
 
 @job_task(Task.CLONE)
 def clone(job, progress):
-    pool = runtime.pool()
-    return run_clone(job, CloneDeps(db=pool.db, provider=pool.provider, settings=pool.settings, pool=pool),
-                     progress)
+    return run_clone(job, runtime.clone_deps(), progress)

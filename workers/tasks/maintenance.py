@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.diagnostics import run_diagnostics
-from shared.jobs.celery_app import app
 from shared.jobs.sweeper import requeue_stranded
 from shared.jobs.tasks import Task
 from shared.pool import maintenance as upkeep
@@ -37,8 +36,7 @@ def reconcile() -> dict:
 def sweep_deletions() -> int:
     """Enqueue deletion of every voice whose `delete_after` has passed (a claim marker stops two
     beats from double-sending; the cleanup task itself checks the record)."""
-    return enqueue_due_deletions(runtime.db(), lambda record_id: app.send_task(
-        str(Task.DELETE_VOICE), args=[record_id], queue=Task.DELETE_VOICE.queue))
+    return enqueue_due_deletions(runtime.db(), runtime.enqueue_voice_delete)
 
 
 @beat_task(Task.RESET_QUOTAS)
