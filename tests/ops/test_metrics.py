@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -88,8 +90,9 @@ def test_queue_depth_counts_the_messages_waiting_in_redis(rds, redis_url):
     rds.rpush(queue, "a", "b", "c")
     rds.rpush(f"{queue}\x06\x163", "high priority")  # Celery's list for priority step 3
     try:
-        family, = QueueDepthCollector(redis_url, queues=[queue]).collect()
+        family, up = QueueDepthCollector(redis_url, queues=[queue]).collect()
         assert [(s.labels, s.value) for s in family.samples] == [({"queue": queue}, 4)]
+        assert [s.value for s in up.samples] == [1]
     finally:
         rds.delete(queue, f"{queue}\x06\x163")
 
@@ -101,7 +104,91 @@ def test_scrape_still_answers_with_redis_down(base_env):
     with serve(create_app(make_settings(base_env, redis_url=dead_redis, redis_timeout_s=0.5))) as url:
         samples = scrape(url)
     assert not any(name == "queue_depth" for name, _ in samples)  # skipped, not invented
-    assert any(name == "nv_http_requests_total" for name, _ in samples)
+    assert value(samples, "broker_up") == 0
+    assert ("pool_current_size", frozenset()) in samples  # the rest of the scrape is there
+
+
+#: a Redis database no worker of the session consumes from, for a broker with no consumer
+IDLE_REDIS_DB = 7
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def idle_broker(request, redis_url) -> Iterator[str]:
+    """A broker URL of each kind that no worker consumes: messages sent there stay queued."""
+    if request.param == "redis":
+        url = redis_url.rsplit("/", 1)[0] + f"/{IDLE_REDIS_DB}"
+        yield url
+        redis.Redis.from_url(url).flushdb()
+    else:
+        yield request.getfixturevalue("rabbitmq").new_vhost_url()
+
+
+def depths(samples: Samples, name: str = "queue_depth") -> dict[str, float]:
+    return {dict(labels)["queue"]: v for (n, labels), v in samples.items() if n == name}
+
+
+def test_queue_depth_counts_the_jobs_waiting_on_either_broker(base_env, db, idle_broker):
+    """N clone jobs accepted by the API and not consumed by anyone: /metrics shows N."""
+    from api.main import create_app
+    from tests.conftest import UserFactory
+
+    waiting = 3
+    with serve(create_app(make_settings(base_env, broker_url=idle_broker))) as url, \
+            httpx.Client(base_url=url, timeout=30) as api:
+        before = scrape(url)
+        users = UserFactory(api, db)
+        for _ in range(waiting):
+            _, headers = users()
+            resp = api.post("/user/voice", headers=headers,
+                            files={"file": ("sample.mp3", samples.original(), "audio/mpeg")})
+            assert resp.status_code == 202, resp.text
+        # a RabbitMQ reading is reused for a few seconds (AmqpQueueDepthCollector.cache_s)
+        deadline = time.monotonic() + 15
+        while True:
+            after = scrape(url)
+            if depths(after).get("clone") == waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+
+    assert value(before, "broker_up") == 1 and value(after, "broker_up") == 1
+    assert set(depths(after)) == set(QUEUES)
+    assert depths(after)["clone"] - depths(before).get("clone", 0) == waiting
+    assert all(depths(after)[q] == 0 for q in QUEUES if q != "clone")
+    if idle_broker.startswith("amqp"):
+        assert depths(after, "queue_consumers") == {q: 0 for q in QUEUES}  # nobody consumes here
+    else:
+        assert not depths(after, "queue_consumers")  # Redis has no notion of consumers
+
+
+def test_queue_consumers_on_rabbitmq_count_the_workers(rabbit_api_url, rabbit_workers):
+    samples = scrape(rabbit_api_url)
+    assert value(samples, "broker_up") == 1
+    assert set(depths(samples, "queue_consumers")) == set(QUEUES)
+    assert all(count >= 1 for count in depths(samples, "queue_consumers").values())
+
+
+def test_scrape_answers_quickly_with_rabbitmq_down(base_env):
+    """A broker that is not there: no depth or consumer samples, broker_up 0, within the
+    timeout; the failure is remembered for a few seconds, so scrapes meanwhile do not wait."""
+    from api.main import create_app
+    from shared.metrics import AmqpQueueDepthCollector
+
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    with serve(create_app(make_settings(base_env, broker_url=dead, redis_timeout_s=0.5))) as url:
+        started = time.monotonic()
+        samples = scrape(url)
+        took = time.monotonic() - started
+    assert took < 5, took
+    assert value(samples, "broker_up") == 0
+    assert not depths(samples) and not depths(samples, "queue_consumers")
+    assert ("pool_current_size", frozenset()) in samples
+
+    collector = AmqpQueueDepthCollector(dead, timeout_s=0.5, cache_s=30)
+    list(collector.collect())
+    started = time.monotonic()
+    families = {f.name: f for f in collector.collect()}
+    assert time.monotonic() - started < 0.1  # the cached failure, not a second attempt
+    assert [s.value for s in families["broker_up"].samples] == [0]
 
 
 def test_metrics_token_is_required_when_set(base_env):
