@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from shared.clock import now
 from shared.config import QUEUES
 from shared.errors import AppError
 
@@ -78,6 +79,9 @@ JOB_DURATION = Histogram(
 JOB_STAGE_DURATION = Histogram(
     "nv_job_stage_duration_seconds", "Time spent in each stage of a job run.",
     ["kind", "stage"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300))
+JOB_QUEUE_WAIT = Histogram(
+    "nv_job_queue_wait_seconds", "Time from a job's acceptance to its first pickup by a worker.",
+    ["kind"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 # livesum: the children currently alive add up; a dead child's share is dropped (mark_process_dead)
 JOBS_IN_PROGRESS = Gauge(
     "nv_jobs_in_progress", "Job runs executing right now.", ["kind"], multiprocess_mode="livesum")
@@ -183,11 +187,17 @@ class JobTimer:
         self._stage = ""
 
     @_never_raise
-    def start(self, stage: str = "starting") -> None:
+    def start(self, stage: str = "starting", job: dict | None = None) -> None:
+        """`job`, the record the run started from: its first run records how long it waited
+        since it was accepted (`created_at`, set by the API) in nv_job_queue_wait_seconds. A
+        redelivered run is left out: its wait would include the previous run."""
         self._started = self._stage_started = time.monotonic()
         self._stage = stage
         self._running = True
         JOBS_IN_PROGRESS.labels(self.kind).inc()
+        created = (job or {}).get("created_at")
+        if created is not None and (job or {}).get("attempts") == 1:
+            JOB_QUEUE_WAIT.labels(self.kind).observe(max(0.0, (now() - created).total_seconds()))
 
     @_never_raise
     def stage(self, stage: str) -> None:

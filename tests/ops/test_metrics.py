@@ -226,6 +226,7 @@ def test_a_perform_moves_jobs_chars_stages_and_pool_reuse(client, new_user, work
     assert moved("chars_generated_total", kind="raw") == chars["raw"]
     assert moved("nv_jobs_total", **ok) == 1
     assert moved("nv_job_duration_seconds_count", **ok) == 1
+    assert moved("nv_job_queue_wait_seconds_count", kind="perform") == 1
     for stage in ("starting", "reserving", "composing", "acquiring_voice", "synthesizing", "mixing", "storing"):
         assert moved("nv_job_stage_duration_seconds_count", kind="perform", stage=stage) >= 1, stage
     # the voice cloned just before is still warm: the perform reuses it
@@ -246,6 +247,26 @@ def test_a_rejected_sample_is_counted_by_its_code(client, new_user, workers, wor
 
     assert value(after, "clone_rejections_total", **reason) - value(before, "clone_rejections_total", **reason) == 1
     assert value(after, "nv_jobs_total", **failed) - value(before, "nv_jobs_total", **failed) == 1
+
+
+def test_queue_wait_is_observed_on_a_job_s_first_run_only():
+    from datetime import timedelta
+
+    from shared.clock import now
+    from shared.metrics import JobTimer
+
+    def wait(field: str) -> float:
+        return REGISTRY.get_sample_value(f"nv_job_queue_wait_seconds_{field}", {"kind": "diagnostic"}) or 0.0
+
+    count, total = wait("count"), wait("sum")
+    first = JobTimer("diagnostic")
+    first.start(job={"created_at": now() - timedelta(seconds=42), "attempts": 1})
+    first.finish()
+    again = JobTimer("diagnostic")  # a redelivery: its wait would include the first run
+    again.start(job={"created_at": now() - timedelta(seconds=600), "attempts": 2})
+    again.finish()
+    assert wait("count") - count == 1
+    assert 42 <= wait("sum") - total < 45
 
 
 # ----------------------------------------------------------------------------- providers
