@@ -332,7 +332,8 @@ class AmqpQueueDepthCollector:
 
     Each job queue is read with a passive `queue.declare` (it creates nothing; the answer
     carries the queue's ready-message count and its consumer count) on one channel of one
-    connection the collector keeps between scrapes. Messages delivered to a worker but not yet
+    connection the collector keeps between scrapes (replaced at once when it has died since the
+    last one). Messages delivered to a worker but not yet
     acknowledged are not counted (they are running, or prefetched by a worker). A queue that
     does not exist yet has no messages and no consumers: 0 and 0.
 
@@ -396,17 +397,27 @@ class AmqpQueueDepthCollector:
                 pass
         return found
 
+    def _read_or_none(self) -> dict[str, tuple[int, int]] | None:
+        # a kept connection may have died since the last scrape (a broker restart): one more
+        # try on a new connection before saying the broker is down
+        for attempt in range(2):
+            reused = self._conn is not None
+            try:
+                return self.read()
+            except Exception as exc:  # noqa: BLE001 - socket, AMQP and timeout errors alike
+                self._close()
+                if reused and attempt == 0:
+                    continue
+                log.warning("queue depth unavailable", extra={"error_type": type(exc).__name__})
+                return None
+        return None
+
     def reading(self) -> dict[str, tuple[int, int]] | None:
         if not self._lock.acquire(timeout=self.timeout_s):
             return self._reading  # another scrape is reading: the last reading, if any
         try:
             if time.monotonic() - self._read_at >= self.cache_s:
-                try:
-                    self._reading = self.read()
-                except Exception as exc:  # noqa: BLE001 - socket, AMQP and timeout errors alike
-                    log.warning("queue depth unavailable", extra={"error_type": type(exc).__name__})
-                    self._reading = None
-                    self._close()
+                self._reading = self._read_or_none()
                 self._read_at = time.monotonic()
             return self._reading
         finally:

@@ -167,6 +167,20 @@ def test_queue_consumers_on_rabbitmq_count_the_workers(rabbit_api_url, rabbit_wo
     assert all(count >= 1 for count in depths(samples, "queue_consumers").values())
 
 
+def test_a_rabbitmq_connection_lost_between_scrapes_is_replaced(rabbit_env):
+    """The collector keeps its connection between scrapes; when that connection has died (a
+    broker restart), the next reading connects again instead of reporting the broker down."""
+    import socket
+
+    from shared.metrics import AmqpQueueDepthCollector
+
+    collector = AmqpQueueDepthCollector(rabbit_env["BROKER_URL"], timeout_s=2, cache_s=0)
+    assert set(collector.reading() or {}) == set(QUEUES)
+    collector._conn.connection.transport.sock.shutdown(socket.SHUT_RDWR)  # the link dies under it
+    assert set(collector.reading() or {}) == set(QUEUES)
+    assert [s.value for f in collector.collect() if f.name == "broker_up" for s in f.samples] == [1]
+
+
 def test_scrape_answers_quickly_with_rabbitmq_down(base_env):
     """A broker that is not there: no depth or consumer samples, broker_up 0, within the
     timeout; the failure is remembered for a few seconds, so scrapes meanwhile do not wait."""
