@@ -333,15 +333,15 @@ class AmqpQueueDepthCollector:
     Each job queue is read with a passive `queue.declare` (it creates nothing; the answer
     carries the queue's ready-message count and its consumer count) on one channel of one
     connection the collector keeps between scrapes (replaced at once when it has died since the
-    last one). Messages delivered to a worker but not yet
-    acknowledged are not counted (they are running, or prefetched by a worker). A queue that
-    does not exist yet has no messages and no consumers: 0 and 0.
+    last one). Messages delivered to a worker but not yet acknowledged are not counted (they
+    are running, or prefetched by a worker). A queue that does not exist yet has no messages
+    and no consumers: 0 and 0.
 
     A scrape never waits long for the broker: connect, read and write time out after
-    `timeout_s`, a second scrape arriving during a reading does not queue behind it, and a
-    reading (or a failure) is reused for `cache_s`, so a broker that is down costs at most one
-    timeout per `cache_s`. Without a reading the depth and consumer samples are left out and
-    `broker_up` is 0."""
+    `timeout_s`; a scrape arriving during another's reading waits at most `timeout_s` for it,
+    then answers with the last reading; a reading (or a failure) is reused for `cache_s`, so a
+    broker that is down costs at most one timeout per `cache_s`. Without a reading the depth
+    and consumer samples are left out and `broker_up` is 0."""
 
     NOT_FOUND = 404
 
