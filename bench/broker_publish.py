@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import psutil  # noqa: E402
+import psutil
 
-from cli import devstack  # noqa: E402
+from cli import devstack
 
 WARMUP = 50
 

@@ -20,6 +20,7 @@ Every recording helper swallows its own errors: a metric must never fail a reque
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import logging
@@ -367,10 +368,8 @@ class AmqpQueueDepthCollector:
     def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # a dead connection may fail to close; it is dropped
                 conn.release()
-            except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is dropped
-                pass
 
     def read(self) -> dict[str, tuple[int, int]]:
         """{queue: (messages ready, consumers)}, straight from the broker."""
@@ -391,10 +390,8 @@ class AmqpQueueDepthCollector:
                     messages, consumers = 0, 0
                 found[queue] = (messages, consumers)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 channel.close()
-            except Exception:  # noqa: BLE001
-                pass
         return found
 
     def _read_or_none(self) -> dict[str, tuple[int, int]] | None:
