@@ -7,7 +7,8 @@ one process (the tests do) therefore never registers a metric twice.
 Two ways of running (docs/METRICS.md):
 
 * API (one process): values live in memory; `/metrics` serves the default registry plus
-  `queue_depth`, read from Redis at scrape time.
+  `queue_depth` (and `queue_consumers` on RabbitMQ) and `broker_up`, read from the broker at
+  scrape time.
 * Workers (Celery prefork): tasks run in forked children, so values are written to mmap'd files
   under `PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode, chosen when that
   variable is set *before* prometheus_client is imported, i.e. by whoever launches the worker).
@@ -19,11 +20,13 @@ Every recording helper swallows its own errors: a metric must never fail a reque
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -40,6 +43,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from shared.clock import now
 from shared.config import QUEUES
 from shared.errors import AppError
 
@@ -76,6 +80,9 @@ JOB_DURATION = Histogram(
 JOB_STAGE_DURATION = Histogram(
     "nv_job_stage_duration_seconds", "Time spent in each stage of a job run.",
     ["kind", "stage"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300))
+JOB_QUEUE_WAIT = Histogram(
+    "nv_job_queue_wait_seconds", "Time from a job's acceptance to its first pickup by a worker.",
+    ["kind"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 # livesum: the children currently alive add up; a dead child's share is dropped (mark_process_dead)
 JOBS_IN_PROGRESS = Gauge(
     "nv_jobs_in_progress", "Job runs executing right now.", ["kind"], multiprocess_mode="livesum")
@@ -106,7 +113,10 @@ VOICE_MATCH = Histogram(
     "voice_match_score", "Voice match score (0-100) of each new clone against its owner's sample.",
     buckets=(10, 20, 35, 50, 65, 80, 90, 100))
 
-QUEUE_DEPTH = "queue_depth"  # exposed by QueueDepthCollector, at scrape time
+# exposed by the API at scrape time (QueueDepthCollector, AmqpQueueDepthCollector)
+QUEUE_DEPTH = "queue_depth"
+QUEUE_CONSUMERS = "queue_consumers"  # RabbitMQ only
+BROKER_UP = "broker_up"
 
 
 def _never_raise(fn: Callable) -> Callable:
@@ -178,11 +188,17 @@ class JobTimer:
         self._stage = ""
 
     @_never_raise
-    def start(self, stage: str = "starting") -> None:
+    def start(self, stage: str = "starting", job: dict | None = None) -> None:
+        """`job`, the record the run started from: its first run records how long it waited
+        since it was accepted (`created_at`, set by the API) in nv_job_queue_wait_seconds. A
+        redelivered run is left out: its wait would include the previous run."""
         self._started = self._stage_started = time.monotonic()
         self._stage = stage
         self._running = True
         JOBS_IN_PROGRESS.labels(self.kind).inc()
+        created = (job or {}).get("created_at")
+        if created is not None and (job or {}).get("attempts") == 1:
+            JOB_QUEUE_WAIT.labels(self.kind).observe(max(0.0, (now() - created).total_seconds()))
 
     @_never_raise
     def stage(self, stage: str) -> None:
@@ -268,8 +284,15 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
+def _broker_up(up: bool) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(BROKER_UP, "1 when the last reading of the broker's queues succeeded, else 0.")
+    family.add_metric([], 1.0 if up else 0.0)
+    return family
+
+
 class QueueDepthCollector:
-    """`queue_depth{queue}`: messages waiting in each Celery queue, read at scrape time.
+    """`queue_depth{queue}` on a Redis broker: messages waiting in each Celery queue, read at
+    scrape time, and `broker_up`.
 
     Celery's Redis transport keeps a queue as a Redis list named after it, plus one list per
     priority step (`<queue>\\x06\\x16<n>`) for messages sent with a priority; they are summed.
@@ -296,11 +319,119 @@ class QueueDepthCollector:
             counts = pipe.execute()
         except redis.RedisError as exc:
             log.warning("queue depth unavailable", extra={"error_type": type(exc).__name__})
+            counts = None
         else:
             per_queue = len(self.PRIORITY_STEPS) + 1
             for i, queue in enumerate(self.queues):
                 family.add_metric([queue], sum(counts[i * per_queue:(i + 1) * per_queue]))
         yield family
+        yield _broker_up(counts is not None)
+
+
+class AmqpQueueDepthCollector:
+    """`queue_depth{queue}` and `queue_consumers{queue}` on a RabbitMQ broker, and `broker_up`.
+
+    Each job queue is read with a passive `queue.declare` (it creates nothing; the answer
+    carries the queue's ready-message count and its consumer count) on one channel of one
+    connection the collector keeps between scrapes (replaced at once when it has died since the
+    last one). Messages delivered to a worker but not yet acknowledged are not counted (they
+    are running, or prefetched by a worker). A queue that does not exist yet has no messages
+    and no consumers: 0 and 0.
+
+    A scrape never waits long for the broker: connect, read and write time out after
+    `timeout_s`; a scrape arriving during another's reading waits at most `timeout_s` for it,
+    then answers with the last reading; a reading (or a failure) is reused for `cache_s`, so a
+    broker that is down costs at most one timeout per `cache_s`. Without a reading the depth
+    and consumer samples are left out and `broker_up` is 0."""
+
+    NOT_FOUND = 404
+
+    def __init__(self, broker_url: str, queues: Iterable[str] = QUEUES, timeout_s: float = 1.0,
+                 cache_s: float = 5.0) -> None:
+        self.broker_url = broker_url
+        self.queues = tuple(queues)
+        self.timeout_s = timeout_s
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._conn = None
+        self._reading: dict[str, tuple[int, int]] | None = None
+        self._read_at = float("-inf")
+
+    def _connect(self):
+        from kombu import Connection
+
+        conn = Connection(self.broker_url, connect_timeout=self.timeout_s, heartbeat=0,
+                          transport_options={"read_timeout": self.timeout_s, "write_timeout": self.timeout_s})
+        conn.connect()
+        return conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a dead connection may fail to close; it is dropped
+                conn.release()
+
+    def read(self) -> dict[str, tuple[int, int]]:
+        """{queue: (messages ready, consumers)}, straight from the broker."""
+        from amqp.exceptions import ChannelError
+
+        if self._conn is None:
+            self._conn = self._connect()
+        channel = self._conn.channel()
+        found = {}
+        try:
+            for queue in self.queues:
+                try:
+                    _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
+                except ChannelError as exc:
+                    if getattr(exc, "code", None) != self.NOT_FOUND:
+                        raise
+                    channel = self._conn.channel()  # the broker closed the channel that asked
+                    messages, consumers = 0, 0
+                found[queue] = (messages, consumers)
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+        return found
+
+    def _read_or_none(self) -> dict[str, tuple[int, int]] | None:
+        # a kept connection may have died since the last scrape (a broker restart): one more
+        # try on a new connection before saying the broker is down
+        for attempt in range(2):
+            reused = self._conn is not None
+            try:
+                return self.read()
+            except Exception as exc:  # noqa: BLE001 - socket, AMQP and timeout errors alike
+                self._close()
+                if reused and attempt == 0:
+                    continue
+                log.warning("queue depth unavailable", extra={"error_type": type(exc).__name__})
+                return None
+        return None
+
+    def reading(self) -> dict[str, tuple[int, int]] | None:
+        if not self._lock.acquire(timeout=self.timeout_s):
+            return self._reading  # another scrape is reading: the last reading, if any
+        try:
+            if time.monotonic() - self._read_at >= self.cache_s:
+                self._reading = self._read_or_none()
+                self._read_at = time.monotonic()
+            return self._reading
+        finally:
+            self._lock.release()
+
+    def collect(self):
+        found = self.reading()
+        depth = GaugeMetricFamily(QUEUE_DEPTH, "Messages ready in each Celery queue (RabbitMQ, passive declare).",
+                                  labels=["queue"])
+        consumers = GaugeMetricFamily(QUEUE_CONSUMERS, "Consumers of each Celery queue (RabbitMQ).",
+                                      labels=["queue"])
+        for queue, (messages, count) in (found or {}).items():
+            depth.add_metric([queue], messages)
+            consumers.add_metric([queue], count)
+        yield depth
+        yield consumers
+        yield _broker_up(found is not None)
 
 
 class _DefaultRegistry:
@@ -315,8 +446,7 @@ def api_registry(broker_url: str = "", timeout_s: float = 1.0) -> CollectorRegis
     """What the API's /metrics serves: this process's metrics (or, when the API itself runs as
     several processes with PROMETHEUS_MULTIPROC_DIR set, all of theirs) and the queue depths.
 
-    Queue depth is read only from a Redis broker; RabbitMQ exports its own queue metrics
-    (docs/METRICS.md)."""
+    The queue depths come from the broker, Redis or RabbitMQ (docs/METRICS.md)."""
     registry = CollectorRegistry()
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
@@ -324,6 +454,8 @@ def api_registry(broker_url: str = "", timeout_s: float = 1.0) -> CollectorRegis
         registry.register(_DefaultRegistry())
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         registry.register(QueueDepthCollector(broker_url, timeout_s=timeout_s))
+    elif broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        registry.register(AmqpQueueDepthCollector(broker_url, timeout_s=timeout_s))
     return registry
 
 

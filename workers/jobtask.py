@@ -58,7 +58,7 @@ def job_task(name: str, *, max_store_retries: int = 10):
                 if job is None:
                     log.info("job already finished; redelivery ignored")
                     return
-                timer.start()
+                timer.start(job=job)
                 clock = StageClock()  # per-stage seconds, shown on the job as `timings`
 
                 def progress(stage: str, fraction: float | None = None) -> None:

@@ -31,13 +31,13 @@ def _require_token(settings: SettingsDep,
                            headers={"WWW-Authenticate": "Bearer"})
 
 
-# A sync route: the queue-depth collector talks to Redis synchronously, so it runs in the
+# A sync route: the queue-depth collector talks to the broker synchronously, so it runs in the
 # threadpool rather than on the event loop.
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(_require_token)])
 def prometheus_metrics(request: Request, settings: SettingsDep) -> Response:
     state = request.app.state
     registry = getattr(state, "metrics_registry", None)
-    if registry is None:  # one per app: it holds this app's Redis client for queue_depth
+    if registry is None:  # one per app: it holds this app's broker client for queue_depth
         registry = state.metrics_registry = metrics.api_registry(settings.celery_broker_url,
                                                                  settings.redis_timeout_s)
     return Response(metrics.exposition(registry), media_type=metrics.CONTENT_TYPE)

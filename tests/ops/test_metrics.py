@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -88,8 +90,9 @@ def test_queue_depth_counts_the_messages_waiting_in_redis(rds, redis_url):
     rds.rpush(queue, "a", "b", "c")
     rds.rpush(f"{queue}\x06\x163", "high priority")  # Celery's list for priority step 3
     try:
-        family, = QueueDepthCollector(redis_url, queues=[queue]).collect()
+        family, up = QueueDepthCollector(redis_url, queues=[queue]).collect()
         assert [(s.labels, s.value) for s in family.samples] == [({"queue": queue}, 4)]
+        assert [s.value for s in up.samples] == [1]
     finally:
         rds.delete(queue, f"{queue}\x06\x163")
 
@@ -101,7 +104,105 @@ def test_scrape_still_answers_with_redis_down(base_env):
     with serve(create_app(make_settings(base_env, redis_url=dead_redis, redis_timeout_s=0.5))) as url:
         samples = scrape(url)
     assert not any(name == "queue_depth" for name, _ in samples)  # skipped, not invented
-    assert any(name == "nv_http_requests_total" for name, _ in samples)
+    assert value(samples, "broker_up") == 0
+    assert ("pool_current_size", frozenset()) in samples  # the rest of the scrape is there
+
+
+#: a Redis database no worker of the session consumes from, for a broker with no consumer
+IDLE_REDIS_DB = 7
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def idle_broker(request, redis_url) -> Iterator[str]:
+    """A broker URL of each kind that no worker consumes: messages sent there stay queued."""
+    if request.param == "redis":
+        url = redis_url.rsplit("/", 1)[0] + f"/{IDLE_REDIS_DB}"
+        yield url
+        redis.Redis.from_url(url).flushdb()
+    else:
+        yield request.getfixturevalue("rabbitmq").new_vhost_url()
+
+
+def depths(samples: Samples, name: str = "queue_depth") -> dict[str, float]:
+    return {dict(labels)["queue"]: v for (n, labels), v in samples.items() if n == name}
+
+
+def test_queue_depth_counts_the_jobs_waiting_on_either_broker(base_env, db, idle_broker):
+    """N clone jobs accepted by the API and not consumed by anyone: /metrics shows N."""
+    from api.main import create_app
+    from tests.conftest import UserFactory
+
+    waiting = 3
+    with serve(create_app(make_settings(base_env, broker_url=idle_broker))) as url, \
+            httpx.Client(base_url=url, timeout=30) as api:
+        before = scrape(url)
+        users = UserFactory(api, db)
+        for _ in range(waiting):
+            _, headers = users()
+            resp = api.post("/user/voice", headers=headers,
+                            files={"file": ("sample.mp3", samples.original(), "audio/mpeg")})
+            assert resp.status_code == 202, resp.text
+        # a RabbitMQ reading is reused for a few seconds (AmqpQueueDepthCollector.cache_s)
+        deadline = time.monotonic() + 15
+        while True:
+            after = scrape(url)
+            if depths(after).get("clone") == waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+
+    assert value(before, "broker_up") == 1 and value(after, "broker_up") == 1
+    assert set(depths(after)) == set(QUEUES)
+    assert depths(after)["clone"] - depths(before).get("clone", 0) == waiting
+    assert all(depths(after)[q] == 0 for q in QUEUES if q != "clone")
+    if idle_broker.startswith("amqp"):
+        assert depths(after, "queue_consumers") == {q: 0 for q in QUEUES}  # nobody consumes here
+    else:
+        assert not depths(after, "queue_consumers")  # Redis has no notion of consumers
+
+
+def test_queue_consumers_on_rabbitmq_count_the_workers(rabbit_api_url, rabbit_workers):
+    samples = scrape(rabbit_api_url)
+    assert value(samples, "broker_up") == 1
+    assert set(depths(samples, "queue_consumers")) == set(QUEUES)
+    assert all(count >= 1 for count in depths(samples, "queue_consumers").values())
+
+
+def test_a_rabbitmq_connection_lost_between_scrapes_is_replaced(rabbit_env):
+    """The collector keeps its connection between scrapes; when that connection has died (a
+    broker restart), the next reading connects again instead of reporting the broker down."""
+    import socket
+
+    from shared.metrics import AmqpQueueDepthCollector
+
+    collector = AmqpQueueDepthCollector(rabbit_env["BROKER_URL"], timeout_s=2, cache_s=0)
+    assert set(collector.reading() or {}) == set(QUEUES)
+    collector._conn.connection.transport.sock.shutdown(socket.SHUT_RDWR)  # the link dies under it
+    assert set(collector.reading() or {}) == set(QUEUES)
+    assert [s.value for f in collector.collect() if f.name == "broker_up" for s in f.samples] == [1]
+
+
+def test_scrape_answers_quickly_with_rabbitmq_down(base_env):
+    """A broker that is not there: no depth or consumer samples, broker_up 0, within the
+    timeout; the failure is remembered for a few seconds, so scrapes meanwhile do not wait."""
+    from api.main import create_app
+    from shared.metrics import AmqpQueueDepthCollector
+
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    with serve(create_app(make_settings(base_env, broker_url=dead, redis_timeout_s=0.5))) as url:
+        started = time.monotonic()
+        samples = scrape(url)
+        took = time.monotonic() - started
+    assert took < 5, took
+    assert value(samples, "broker_up") == 0
+    assert not depths(samples) and not depths(samples, "queue_consumers")
+    assert ("pool_current_size", frozenset()) in samples
+
+    collector = AmqpQueueDepthCollector(dead, timeout_s=0.5, cache_s=30)
+    list(collector.collect())
+    started = time.monotonic()
+    families = {f.name: f for f in collector.collect()}
+    assert time.monotonic() - started < 0.1  # the cached failure, not a second attempt
+    assert [s.value for s in families["broker_up"].samples] == [0]
 
 
 def test_metrics_token_is_required_when_set(base_env):
@@ -139,6 +240,7 @@ def test_a_perform_moves_jobs_chars_stages_and_pool_reuse(client, new_user, work
     assert moved("chars_generated_total", kind="raw") == chars["raw"]
     assert moved("nv_jobs_total", **ok) == 1
     assert moved("nv_job_duration_seconds_count", **ok) == 1
+    assert moved("nv_job_queue_wait_seconds_count", kind="perform") == 1
     for stage in ("starting", "reserving", "composing", "acquiring_voice", "synthesizing", "mixing", "storing"):
         assert moved("nv_job_stage_duration_seconds_count", kind="perform", stage=stage) >= 1, stage
     # the voice cloned just before is still warm: the perform reuses it
@@ -159,6 +261,26 @@ def test_a_rejected_sample_is_counted_by_its_code(client, new_user, workers, wor
 
     assert value(after, "clone_rejections_total", **reason) - value(before, "clone_rejections_total", **reason) == 1
     assert value(after, "nv_jobs_total", **failed) - value(before, "nv_jobs_total", **failed) == 1
+
+
+def test_queue_wait_is_observed_on_a_job_s_first_run_only():
+    from datetime import timedelta
+
+    from shared.clock import now
+    from shared.metrics import JobTimer
+
+    def wait(field: str) -> float:
+        return REGISTRY.get_sample_value(f"nv_job_queue_wait_seconds_{field}", {"kind": "diagnostic"}) or 0.0
+
+    count, total = wait("count"), wait("sum")
+    first = JobTimer("diagnostic")
+    first.start(job={"created_at": now() - timedelta(seconds=42), "attempts": 1})
+    first.finish()
+    again = JobTimer("diagnostic")  # a redelivery: its wait would include the first run
+    again.start(job={"created_at": now() - timedelta(seconds=600), "attempts": 2})
+    again.finish()
+    assert wait("count") - count == 1
+    assert 42 <= wait("sum") - total < 45
 
 
 # ----------------------------------------------------------------------------- providers
