@@ -7,7 +7,8 @@ Two paths, as Celery's prefork pool has them:
   stays unacknowledged until the visibility timeout, then a new worker gets it; on RabbitMQ the
   broker sees the worker's connection close and hands the message to another worker at once.
 Either way the job completes with exactly one effect: one charge, one recording, one voice.
-Every test runs on both brokers."""
+The pool-child tests run on both brokers; the whole-worker tests on the broker whose behaviour
+they show."""
 
 from __future__ import annotations
 
@@ -147,9 +148,9 @@ def _broker(stack) -> str:
     return "rabbitmq" if stack.on_rabbitmq else "redis"
 
 
+# Redis only: on RabbitMQ the message comes back at once (the next test)
+@pytest.mark.parametrize("stack", ["redis"], indirect=True)
 def test_whole_worker_killed_mid_synthesis_redelivers_after_visibility_timeout(stack):
-    if stack.on_rabbitmq:
-        pytest.skip("Redis only: on RabbitMQ the message comes back at once (the next test)")
 
     def kill_all(job_id):
         pid_running(stack, job_id)  # it is running, not merely queued
@@ -166,11 +167,10 @@ def test_whole_worker_killed_mid_synthesis_redelivers_after_visibility_timeout(s
     print(f"\nworker-kill figures: {FIGURES}")
 
 
+@pytest.mark.parametrize("stack", ["rabbitmq"], indirect=True)
 def test_whole_worker_killed_on_rabbitmq_another_worker_finishes_within_seconds(stack):
     """A worker host dies: its worker process and every child SIGKILLed mid-synthesis. RabbitMQ
     sees its connection close and gives the message to the other worker at once."""
-    if not stack.on_rabbitmq:
-        pytest.skip("RabbitMQ only: on Redis the message waits for its visibility timeout (the test above)")
     stack.start_worker("w3", concurrency=2)  # a second worker, already consuming
     user, headers, job_id, killed, killed_at = _hit_the_worker_running_it(stack, kill_worker_outright)
     FIGURES["rabbitmq_whole_worker_kill_restarted_s"] = _started_again_after(stack, job_id, killed_at,
@@ -185,12 +185,11 @@ def test_whole_worker_killed_on_rabbitmq_another_worker_finishes_within_seconds(
     assert job_id in stack.workers.log(survivor)
 
 
+@pytest.mark.parametrize("stack", ["rabbitmq"], indirect=True)
 def test_frozen_worker_host_on_rabbitmq_is_found_by_heartbeats_and_its_job_finished(stack):
     """A worker host stops answering without closing its connection (SIGSTOP of the worker and
     its children: no FIN, no RST). RabbitMQ finds it by the missed heartbeats (BROKER_HEARTBEAT_S,
     10 s) and gives its message to the other worker."""
-    if not stack.on_rabbitmq:
-        pytest.skip("RabbitMQ only: on Redis the message waits for its visibility timeout")
     stack.start_worker("w4", concurrency=2)  # beside the survivor of the test above
     user, headers, job_id, frozen, frozen_at = _hit_the_worker_running_it(stack, freeze_worker)
     try:
