@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# One core for everything, pinned before numpy starts its BLAS threads (threads inherit the
-# affinity only from the thread that creates them) and with one BLAS thread.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
+# first: bench.cpu_time pins this process to one core and one BLAS thread before numpy loads
+from bench.cpu_time import interleaved, pin_to_one_cpu
 from shared.audio.clean import SampleRules, clean_sample
 
 FIXTURE = REPO / "fixtures" / "voice" / "sample_en_49s.mp3"
@@ -40,9 +33,6 @@ TARGET_VS_FFMPEG = 2.0
 SILENCE = ("silenceremove=start_periods=1:start_threshold=-50dB:"
            "stop_periods=-1:stop_duration=1:stop_threshold=-50dB")
 
-
-def pin_to_one_cpu() -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def looped_sample(seconds: float) -> bytes:
@@ -72,28 +62,6 @@ def ffmpeg_baseline(path: str, out: str, rules: SampleRules) -> None:
         capture_output=True, check=True,
     )
 
-
-def _cpu_now() -> float:
-    """CPU seconds of this process plus its waited-for children (ffmpeg)."""
-    own = time.process_time()
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own + kids.ru_utime + kids.ru_stime
-
-
-def interleaved(fns, runs: int) -> list[tuple[float, float]]:
-    """For each fn, (median wall seconds, median CPU seconds) over `runs` rounds, the fns taking
-    turns within each round. Pinned to one core, CPU seconds are the time that core spent on
-    the job: the machine may be shared, and a neighbour's load stretches wall time without
-    saying anything about the code measured."""
-    walls = [[] for _ in fns]
-    cpus = [[] for _ in fns]
-    for _ in range(runs):
-        for i, fn in enumerate(fns):
-            start, cpu = time.perf_counter(), _cpu_now()
-            fn()
-            walls[i].append(time.perf_counter() - start)
-            cpus[i].append(_cpu_now() - cpu)
-    return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
 def main() -> None:

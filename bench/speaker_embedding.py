@@ -38,7 +38,8 @@ os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import numpy as np  # noqa: E402
 
-from bench.clone_dsp import SAMPLE_S, interleaved, looped_sample  # noqa: E402
+from bench.clone_dsp import SAMPLE_S, looped_sample  # noqa: E402
+from bench.cpu_time import interleaved  # noqa: E402
 from shared.audio import clean  # noqa: E402
 from shared.audio.codec import decode_to_mono  # noqa: E402
 from shared.audio.speaker.checks import analyse_speech, speech_only  # noqa: E402

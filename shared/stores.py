@@ -35,11 +35,15 @@ STORE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 def mongo_client(settings: Settings) -> pymongo.MongoClient:
     if not settings.mongo_url:
         raise RuntimeError("MONGO_URL is not set (the dev runner sets it; see README)")
-    key = (settings.mongo_url, settings.mongo_timeout_ms)
+    return _cached(_mongo, (settings.mongo_url, settings.mongo_timeout_ms), lambda: _new_mongo_client(settings))
+
+
+def _cached(cache: dict, key: tuple, make):
+    """One client per settings key for the whole process: clients pool their connections."""
     with _lock:
-        client = _mongo.get(key)
+        client = cache.get(key)
         if client is None:
-            client = _mongo[key] = _new_mongo_client(settings)
+            client = cache[key] = make()
         return client
 
 
@@ -62,20 +66,18 @@ def mongo_db(settings: Settings) -> Database:
 def redis_client(settings: Settings) -> redis.Redis:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (the dev runner sets it; see README)")
-    key = (settings.redis_url, settings.redis_timeout_s)
-    with _lock:
-        client = _redis.get(key)
-        if client is None:
-            client = redis.Redis.from_url(
-                settings.redis_url,
-                socket_connect_timeout=settings.redis_timeout_s,
-                socket_timeout=max(settings.redis_timeout_s, 5.0),
-                health_check_interval=15,
-                retry_on_timeout=False,
-                decode_responses=True,
-            )
-            _redis[key] = client
-        return client
+    return _cached(_redis, (settings.redis_url, settings.redis_timeout_s), lambda: _new_redis_client(settings))
+
+
+def _new_redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=max(settings.redis_timeout_s, 5.0),
+        health_check_interval=15,
+        retry_on_timeout=False,
+        decode_responses=True,
+    )
 
 
 def reset_clients(*, close: bool = True) -> None:

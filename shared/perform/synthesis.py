@@ -16,33 +16,29 @@ def split_for_synthesis(text: str, max_chars: int) -> list[str]:
     that is split on commas, then on spaces). Chunks keep their punctuation, so the voice keeps
     its intonation at every join."""
     sentences = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-    chunks: list[str] = []
-    current = ""
-    for sentence in sentences:
-        for piece in _fit(sentence, max_chars):
-            if current and len(current) + 1 + len(piece) > max_chars:
-                chunks.append(current)
-                current = piece
-            else:
-                current = f"{current} {piece}".strip()
-    if current:
-        chunks.append(current)
-    return chunks
+    return _pack([piece for sentence in sentences for piece in _fit(sentence, max_chars)], max_chars)
 
 
 def _fit(sentence: str, max_chars: int) -> list[str]:
     if len(sentence) <= max_chars:
         return [sentence]
-    pieces, current = [], ""
-    for word in re.split(r"(?<=,)\s+|\s+", sentence):
-        if current and len(current) + 1 + len(word) > max_chars:
-            pieces.append(current)
-            current = word
+    return _pack(re.split(r"(?<=,)\s+|\s+", sentence), max_chars)
+
+
+def _pack(pieces: list[str], max_chars: int) -> list[str]:
+    """Join consecutive pieces with spaces while the result stays within `max_chars` (a piece
+    longer than that stands alone)."""
+    packed: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > max_chars:
+            packed.append(current)
+            current = piece
         else:
-            current = f"{current} {word}".strip()
+            current = f"{current} {piece}".strip()
     if current:
-        pieces.append(current)
-    return pieces
+        packed.append(current)
+    return packed
 
 
 def voice_settings_for(user_settings: UserSettings, routine: Routine) -> VoiceSettings:
