@@ -48,7 +48,9 @@ def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, jo
 
     Slots are numbered 0..capacity-1 with a unique index, so two creators can never hold the
     same slot: the number of our voices at the provider cannot exceed the capacity, whatever
-    the concurrency, and a crash cannot leak a slot (the record is the reservation)."""
+    the concurrency, and a crash cannot leak a slot (the record is the reservation). When the
+    capacity shrinks, the voices in slots at or above it still count: no new voice is created
+    while they fill the pool; they are evicted first, least recently used first."""
     existing = collection(db).find_one({"job_id": job_id})
     if existing is not None and existing["state"] not in ("deleted", "missing"):
         return existing, False
@@ -57,6 +59,11 @@ def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, jo
         collection(db).update_one({"_id": existing["_id"]}, {"$set": {"job_id": f"{job_id}#closed-{existing['_id']}"}})
     taken = {d["slot"] for d in collection(db).find({"provider": provider, "slot": {"$exists": True}},
                                                      {"slot": 1})}
+    if len(taken) >= capacity:
+        # Full, counting the voices in slots at or above the capacity: they are left over from a
+        # larger capacity (the provider's limit fell, foreign voices appeared) and are still at
+        # the provider. A free low slot beside them is no room: the caller evicts first.
+        return None, True
     for slot in range(capacity):
         if slot in taken:
             continue
