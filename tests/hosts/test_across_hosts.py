@@ -9,6 +9,7 @@ link up and meets timeouts.
 from __future__ import annotations
 
 import contextlib
+import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -281,13 +282,29 @@ def _pool(cluster):
     return VoicePool(cluster.db, redis_client(s), voice_provider(s, cluster.db), s)
 
 
+def _consume(cluster, host: str, queue: str, on: bool) -> None:
+    """Make a worker host stop (or start again) consuming a queue: Celery's remote control,
+    as an operator would. Starting again waits until the host is back on the broker."""
+    control = _producer(cluster).control
+    node = f"{host}@{socket.gethostname()}"
+
+    def ask():
+        if on:
+            return control.add_consumer(queue, destination=[node], reply=True, timeout=2)
+        return control.cancel_consumer(queue, destination=[node], reply=True, timeout=2)
+
+    wait_for(ask, 60, f"{node} to {'start' if on else 'stop'} consuming {queue}", every_s=1)
+
+
 def test_a_worker_cut_off_past_its_lease_cannot_overfill_the_pool(cluster, singer):
     """The pool holds one voice, the singer's, and its capacity is 1. A worker host leases that
     voice for a note (the provider holds the synthesis) and is cut off; the cut outlasts its
-    lease. Meanwhile a new user's clone needs room in the full pool: the other host evicts the
-    voice once nothing holds it (the lease has lapsed, or RabbitMQ gave the note to the other
-    host, which ran it and let go of the lease) and creates the newcomer's; the note is
-    delivered by the other host. Then the cut host comes back. At no moment do our voices at the
+    lease (made to lapse 5 s in: the real one is the perform time limit + 60 s). Meanwhile a new
+    user's clone needs room in the full pool: the other host waits while the voice is leased,
+    evicts it once the lease has lapsed (the cut host is still mid-synthesis with it) and
+    creates the newcomer's. RabbitMQ then gives the note to the other host, which re-warms the
+    singer's voice in place of the newcomer's and delivers it. Then the cut host comes back and
+    ends its own run. At no moment do our voices at the
     provider exceed the capacity (sampled every 0.5 s; the fake provider's own limit stays at
     20, so it would not hide an overfill); the note is charged once and stored once."""
     from shared.pool.lru import LEASES
@@ -316,6 +333,10 @@ def test_a_worker_cut_off_past_its_lease_cannot_overfill_the_pool(cluster, singe
         job_id, victim = submit_held(cluster, "synthesize", 4.0, lambda: perform(client, headers, topic="a long lease"))
         peak = ours()
         lease_key, holder = LEASES + voice, f"perform:{job_id}"
+        # The newcomer's clone must go to the other host: were it sent to the cut host's consumer
+        # (RabbitMQ takes turns), it would come back only with the note, once the cut host's
+        # connection is found dead, and the note's new run would let go of the lease first.
+        _consume(cluster, victim, "clone", False)
         with cluster.lab.partitioned(victim):
             cut_at, cut_wall = time.monotonic(), time.time()
             expiry = r.zscore(lease_key, holder)
@@ -347,16 +368,21 @@ def test_a_worker_cut_off_past_its_lease_cannot_overfill_the_pool(cluster, singe
             time.sleep(0.5)
     finally:
         r.set(CAPACITY_KEY, VOICE_LIMIT)
+        with contextlib.suppress(AssertionError):
+            _consume(cluster, victim, "clone", True)
     evicted = db["voices"].find_one({"voice_id": voice})
     synths = calls(cluster, "synthesize")[before:]
     other = "worker2" if victim == "worker1" else "worker1"
     handed = next((c["at"] - cut_wall for c in synths if cluster.host_of(c["client"]) == other), None)
     freed = (evicted["deleted_at"].timestamp() - cut_wall) if evicted.get("deleted_at") else None
     print(f"[hosts] {victim} cut {cut_s:.1f} s holding a lease on the only voice (capacity {capacity}); the lease "
-          f"lapsed {LEASE_LEFT_S} s in; the voice was evicted {freed if freed is None else round(freed, 1)} s in; "
-          f"{other} took the note over {handed if handed is None else round(handed, 1)} s in; our voices at the "
-          f"provider peaked at {peak}; attempts {db['jobs'].find_one({'_id': job_id}).get('attempts')}", flush=True)
+          f"lapsed {LEASE_LEFT_S} s in; {other} evicted the voice {freed if freed is None else round(freed, 1)} s in "
+          f"for a new user's clone, and took the note over {handed if handed is None else round(handed, 1)} s in; "
+          f"our voices at the provider peaked at {peak}; attempts {db['jobs'].find_one({'_id': job_id}).get('attempts')}",
+          flush=True)
     assert peak <= capacity, (peak, capacity)
+    # the leased voice was not evicted before its lease lapsed
+    assert freed is not None and freed >= LEASE_LEFT_S, freed
     assert client.get(f"/jobs/{job_id}", headers=headers).json()["state"] == "succeeded"
     assert client.get(f"/jobs/{clone_id}", headers=newcomer_headers).json()["state"] == "succeeded"
     assert_one_perform_effect(db, user["id"], job_id)
