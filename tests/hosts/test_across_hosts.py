@@ -373,7 +373,10 @@ def test_a_worker_cut_off_past_its_lease_cannot_overfill_the_pool(cluster, singe
     evicted = db["voices"].find_one({"voice_id": voice})
     synths = calls(cluster, "synthesize")[before:]
     other = "worker2" if victim == "worker1" else "worker1"
-    handed = next((c["at"] - cut_wall for c in synths if cluster.host_of(c["client"]) == other), None)
+    # the note's synthesis on the other host (the clone's calibration phrase is another voice's)
+    singers = {d["voice_id"] for d in db["voices"].find({"user_id": user["id"]}, {"voice_id": 1})}
+    handed = next((c["at"] - cut_wall for c in synths if cluster.host_of(c["client"]) == other
+                   and c.get("details", {}).get("voice_id") in singers), None)
     freed = (evicted["deleted_at"].timestamp() - cut_wall) if evicted.get("deleted_at") else None
     print(f"[hosts] {victim} cut {cut_s:.1f} s holding a lease on the only voice (capacity {capacity}); the lease "
           f"lapsed {LEASE_LEFT_S} s in; {other} evicted the voice {freed if freed is None else round(freed, 1)} s in "

@@ -29,3 +29,17 @@ def test_a_shrunk_capacity_counts_the_voices_left_above_it(db):
     record, fresh = _begin(db, provider, 3, capacity=2)
     assert fresh and record["slot"] == 0
     assert records.slots_used(db, provider) == 2
+
+
+def test_candidate_slots_leave_no_room_for_two_creators_beside_a_voice_above_the_capacity():
+    """Two creators that read the slots at the same moment draw from the same candidates, and
+    the unique slot index lets only one have each: the candidates must fit in the capacity."""
+    assert records.candidate_slots(set(), 3) == [0, 1, 2]
+    assert records.candidate_slots({1}, 3) == [0, 2]
+    assert records.candidate_slots({0, 1, 2}, 3) == []
+    # capacity fell from 3 to 2 with a voice left in slot 2: one new voice fits, in one slot
+    assert records.candidate_slots({2}, 2) == [0]
+    assert records.candidate_slots({1, 2}, 2) == []
+    assert records.candidate_slots({0, 2, 5}, 3) == []
+    assert records.candidate_slots({2, 5}, 3) == [0]
+    assert records.candidate_slots({0}, 0) == []
