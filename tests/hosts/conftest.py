@@ -137,7 +137,6 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         gemini_proc, gemini_url = _spawn_fake(store, "tests.fakes.gemini", 8089, logs, "--api-key", GEMINI_KEY)
         stack.callback(devstack.stop_process, gemini_proc)
 
-        broker_up.result()
         env = {**stack_env(redis_url, mongo_url),
                "BROKER_URL": broker.url(),
                "VOICE_PROVIDER": "elevenlabs", "ELEVEN_LABS_API_KEY": ELEVEN_KEY, "ELEVEN_LABS_BASE_URL": eleven_url,
@@ -171,6 +170,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
 
         api_proc, api_url = spawn_api(env, logs / "api.log", host=api.front_ip, launcher=api.launcher())
         stack.callback(devstack.stop_process, api_proc)
+        # the workers and the API started while the broker was still booting (its URL is known
+        # beforehand; a worker keeps trying to connect): the lab is up 10-20 s sooner
+        broker_up.result()
         for host, pool in workers.items():
             _worker_ready(pool, host)
         client = stack.enter_context(api_client(api_url, timeout=60))
