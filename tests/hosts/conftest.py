@@ -146,9 +146,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
                "CLEANUP_TIME_LIMIT_S": str(TIME_LIMIT_S), "MAINTENANCE_TIME_LIMIT_S": str(TIME_LIMIT_S),
                "BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "READINESS_TIMEOUT_S": "5",
                "MONGO_TIMEOUT_MS": "2000", "REDIS_TIMEOUT_S": "2",
-               # RabbitMQ finds a cut host's connection dead after two to three heartbeats
-               # and gives its messages to the other host: 10-15 s at 5 s, inside the tests' 30 s
-               # cut; the default 10 s takes 20-30 s, which a 30 s cut may outlast
+               # RabbitMQ finds a cut host's connection dead by its missed heartbeats and gives
+               # its messages to the other host: 7-15 s at 5 s (measured), inside the tests' 30 s
+               # cut; at the default 10 s it took 28-29 s, which a 30 s cut may outlast
                # (docs/RELIABILITY.md, "Across hosts")
                "BROKER_HEARTBEAT_S": str(HEARTBEAT_S)}
         settings = make_settings(env)

@@ -27,8 +27,8 @@ from tests.reliability.chaos import assert_one_perform_effect, wait_for
 
 #: How long a worker host is cut off mid-perform (the issue's 30 s): longer than every timeout
 #: the worker meets on its stores (Mongo server selection 2 s, Redis socket 2 s), and than
-#: RabbitMQ's detection of its dead connection (two to three heartbeats, BROKER_HEARTBEAT_S 5 s in the lab:
-#: 10-15 s), after which the broker gives its message to the other worker host.
+#: RabbitMQ's detection of its dead connection (missed heartbeats, BROKER_HEARTBEAT_S 5 s in the
+#: lab: 7-15 s measured), after which the broker gives its message to the other worker host.
 WORKER_CUT_S = 30
 #: A worker host cut off while it creates a voice stays away past the creation claim
 #: (shared/pool/remote.py CREATE_CLAIM_TTL_S, 15 s), the lock that keeps two runs of one job
