@@ -48,7 +48,9 @@ def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, jo
 
     Slots are numbered 0..capacity-1 with a unique index, so two creators can never hold the
     same slot: the number of our voices at the provider cannot exceed the capacity, whatever
-    the concurrency, and a crash cannot leak a slot (the record is the reservation)."""
+    the concurrency, and a crash cannot leak a slot (the record is the reservation). When the
+    capacity shrinks, the voices in slots at or above it still count (`candidate_slots`): no
+    new voice is created while they fill the pool; voices are evicted first."""
     existing = collection(db).find_one({"job_id": job_id})
     if existing is not None and existing["state"] not in ("deleted", "missing"):
         return existing, False
@@ -57,9 +59,7 @@ def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, jo
         collection(db).update_one({"_id": existing["_id"]}, {"$set": {"job_id": f"{job_id}#closed-{existing['_id']}"}})
     taken = {d["slot"] for d in collection(db).find({"provider": provider, "slot": {"$exists": True}},
                                                      {"slot": 1})}
-    for slot in range(capacity):
-        if slot in taken:
-            continue
+    for slot in candidate_slots(taken, capacity):
         record_id = ObjectId()
         doc = {
             "_id": record_id,
@@ -83,6 +83,21 @@ def begin_creation(db: Database, *, provider: str, user_id: str, sha256: str, jo
             continue  # someone took this slot first: try the next one
         return doc, True
     return None, True
+
+
+def candidate_slots(taken: set[int], capacity: int) -> list[int]:
+    """The free slots a new voice may take: those under k, where k is the largest number such
+    that k slots plus the voices held in slots at or above k fit in the capacity.
+
+    With every voice under the capacity (the usual case) k is the capacity. When the capacity
+    has shrunk (the provider's limit fell, foreign voices appeared), voices left in slots at or
+    above it are still at the provider and count: a free low slot beside them is no room, and
+    since every creator draws from the same k slots, two creating at once cannot both fit in
+    where only one voice may (the unique slot index lets one of them have it)."""
+    k = capacity
+    while k > 0 and k + sum(1 for s in taken if s >= k) > capacity:
+        k -= 1
+    return [slot for slot in range(k) if slot not in taken]
 
 
 def mark_ready(db: Database, record_id: ObjectId, voice_id: str) -> dict[str, Any]:
