@@ -3,7 +3,8 @@
 Performs run one after another through the real API, broker, perform worker and stores, with
 instant providers (fake Gemini and fake ElevenLabs at zero latency). For each: the time from
 `POST /perform` to the terminal SSE event, minus the time the worker spent inside the provider
-calls (Gemini generate, ElevenLabs synthesize), DSP and encoding (`render_note`), each timed
+calls (Gemini generate, ElevenLabs synthesize), DSP and encoding (`render_note`) and the note's
+voice match scoring (`score_note`), each timed
 around the call itself by the bench's worker shim (bench/worker_shim.py). What is left is what
 the service adds: the submit request, queueing, the task's store reads and writes, the status
 mirror and the push. The job's own per-stage `timings` are reported beside it (a stage also
@@ -110,7 +111,7 @@ def run(stack: Stack, quick: bool) -> dict:
         p99_ms=round(p99, 1), overhead_ms=summary(overhead, 1), total_ms=summary([r["total_ms"] for r in rows], 1),
         work_ms=summary(work, 1), submit_ms=summary([r["submit_ms"] for r in rows], 1),
         work_parts_median_ms={k: round(median([r["parts_ms"].get(k, 0.0) for r in rows]), 1)
-                              for k in ("llm", "tts", "dsp")},
+                              for k in ("llm", "tts", "dsp", "score")},
         stage_median_ms=stage_ms,
         pickup_ms=summary([r["pickup_ms"] for r in rows if "pickup_ms" in r], 1),
         tail_ms=summary([r["tail_ms"] for r in rows if "tail_ms" in r], 1),
