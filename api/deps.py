@@ -44,7 +44,8 @@ ADMIN = (*AUTHENTICATED, Forbidden)
 #: a JSON body: validated (400 when it cannot even be decoded), and refused over 64 KB before
 #: it is read (api/middleware.py)
 JSON_BODY = (ValidationFailed, BadRequest, PayloadTooLarge)
-#: `UploadLimit`, `PerformLimit`, `RegisterLimit`
+#: `UploadLimit`, `RegisterLimit`, and `POST /perform`, which counts its hit in the route
+#: (api/routes/perform.py)
 LIMITED = (RateLimited, *STORES)
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
@@ -162,14 +163,9 @@ def _upload_limit(user: CurrentUser, r: Redis, settings: SettingsDep) -> None:
     ratelimit.check_upload(r, settings, user.id)
 
 
-def _perform_limit(user: RecentUser, r: Redis, settings: SettingsDep) -> None:
-    ratelimit.check_perform(r, settings, user.id)
-
-
 def _register_limit(ip: ClientIP, r: Redis, settings: SettingsDep) -> None:
     ratelimit.check_register(r, settings, ip)
 
 
 UploadLimit = Annotated[None, Depends(_upload_limit)]
-PerformLimit = Annotated[None, Depends(_perform_limit)]
 RegisterLimit = Annotated[None, Depends(_register_limit)]

@@ -316,7 +316,7 @@ def make_users(stack: Stack, n: int, *, voice: bool = True) -> list[BenchUser]:
     password hash: benches never log in), each with a ready voice at the fake ElevenLabs created
     through the product's VoicePool, as a finished clone job leaves it."""
     import numpy as np
-    from bson import ObjectId
+    from bson import Binary, ObjectId
 
     from shared.audio.codec import encode_mp3
     from shared.clock import now
@@ -330,6 +330,8 @@ def make_users(stack: Stack, n: int, *, voice: bool = True) -> list[BenchUser]:
     db = stack.db()
     pool = VoicePool(db, stack.redis(), voice_provider(settings, db), settings)
     mp3 = encode_mp3(np.zeros(8000, dtype=np.float32), 16000, 64)
+    v = np.random.default_rng(8).standard_normal(256)
+    embedding = (v / np.linalg.norm(v)).astype("<f4").tobytes()
     users = []
     for _ in range(n):
         ts = now()
@@ -346,7 +348,11 @@ def make_users(stack: Stack, n: int, *, voice: bool = True) -> list[BenchUser]:
             sha = hashlib.sha256(user.id.encode()).hexdigest()
             record = pool.create_voice(user.id, sha, mp3, f"bench:{user.id}")
             db["users"].update_one({"_id": oid}, {"$set": {
-                "voice_clone_id": record["voice_id"], "voice_record_id": record["_id"], "voice_state": "ready"}})
+                "voice_clone_id": record["voice_id"], "voice_record_id": record["_id"], "voice_state": "ready",
+                # a finished clone keeps its sample's speaker embedding, and every note is then
+                # scored against it (voice match, issue 17): the scoring costs the same whatever
+                # the vector, so a fixed unit vector stands in for the sample's
+                "sample.speaker_embedding": Binary(embedding)}})
             user.voice_id = record["voice_id"]
         users.append(user)
     return users

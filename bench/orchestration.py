@@ -3,7 +3,8 @@
 Performs run one after another through the real API, broker, perform worker and stores, with
 instant providers (fake Gemini and fake ElevenLabs at zero latency). For each: the time from
 `POST /perform` to the terminal SSE event, minus the time the worker spent inside the provider
-calls (Gemini generate, ElevenLabs synthesize), DSP and encoding (`render_note`), each timed
+calls (Gemini generate, ElevenLabs synthesize), DSP and encoding (`render_note`) and the note's
+voice match scoring (`score_note`), each timed
 around the call itself by the bench's worker shim (bench/worker_shim.py). What is left is what
 the service adds: the submit request, queueing, the task's store reads and writes, the status
 mirror and the push. The job's own per-stage `timings` are reported beside it (a stage also
@@ -66,7 +67,9 @@ def measure(stack: Stack, api_url: str, n: int, warmup: int = 3) -> list[dict]:
             if i < warmup:
                 continue
             rows.append({"job_id": sub["job_id"], "total_s": t_end - t0, "submit_ms": (t_sub - t0) * 1000,
-                         "timings": last.get("timings") or {}})
+                         "t_sub": t_sub, "t_end": t_end, "timings": last.get("timings") or {}})
+    jobs = {d["_id"]: d for d in stack.db()["jobs"].find({"_id": {"$in": [r["job_id"] for r in rows]}},
+                                                         {"started_at": 1, "finished_at": 1})}
     work = work_seconds(stack)
     for row in rows:
         parts = work.get(row["job_id"]) or {}
@@ -77,6 +80,15 @@ def measure(stack: Stack, api_url: str, n: int, warmup: int = 3) -> list[dict]:
         row["total_ms"] = row.pop("total_s") * 1000
         row["overhead_ms"] = row["total_ms"] - row["work_ms"]
         row["stage_work_ms"] = sum(row["timings"].get(s, 0.0) for s in WORK_STAGES) * 1000
+        # the two ends outside the job's stages (MongoDB datetimes: millisecond precision):
+        # 202 received -> the worker's start write (broker hand-off, prefork dispatch, task set-up),
+        # and the worker's finish time -> the terminal event read from SSE (the finish write,
+        # the Redis publish, the API's SSE loop, the client)
+        doc = jobs.get(row["job_id"]) or {}
+        t_sub, t_end = row.pop("t_sub"), row.pop("t_end")
+        if doc.get("started_at") and doc.get("finished_at"):
+            row["pickup_ms"] = (doc["started_at"].timestamp() - t_sub) * 1000
+            row["tail_ms"] = (t_end - doc["finished_at"].timestamp()) * 1000
     return rows
 
 
@@ -99,8 +111,10 @@ def run(stack: Stack, quick: bool) -> dict:
         p99_ms=round(p99, 1), overhead_ms=summary(overhead, 1), total_ms=summary([r["total_ms"] for r in rows], 1),
         work_ms=summary(work, 1), submit_ms=summary([r["submit_ms"] for r in rows], 1),
         work_parts_median_ms={k: round(median([r["parts_ms"].get(k, 0.0) for r in rows]), 1)
-                              for k in ("llm", "tts", "dsp")},
+                              for k in ("llm", "tts", "dsp", "score")},
         stage_median_ms=stage_ms,
+        pickup_ms=summary([r["pickup_ms"] for r in rows if "pickup_ms" in r], 1),
+        tail_ms=summary([r["tail_ms"] for r in rows if "tail_ms" in r], 1),
         overhead_by_stage_timings_ms=summary([r["total_ms"] - r["stage_work_ms"] for r in rows], 1),
         performs=len(rows), jobs_in_collection=stack.db()["jobs"].estimated_document_count(),
         note="baseline = median time inside provider calls + render_note (timed around the calls); "

@@ -4,8 +4,9 @@ hooks for the benchmarks. Nothing the task does changes; the hooks only note tim
 - `JobStore._mirror` (the Lua script that stores the job's view in Redis and PUBLISHes it on the
   job's channel) notes `time.time()` just before the publish, pushed to the Redis list
   `bench:published` as "job_id seq timestamp" once the publish has returned (push latency);
-- the provider calls (Gemini generate, ElevenLabs synthesize) and the note rendering
-  (`render_note`: decode, mix, loudness, MP3 encode) note their durations, pushed to
+- the provider calls (Gemini generate, ElevenLabs synthesize), the note rendering
+  (`render_note`: decode, mix, loudness, MP3 encode) and the note's voice match scoring
+  (`score_note`: the speaker encoder) note their durations, pushed to
   `bench:work` as "job_id what seconds" (orchestration overhead = end to end minus these).
 
 Pool children are forked after the patches, so every task is measured.
@@ -60,6 +61,7 @@ def install() -> None:
     GeminiTextGenerator.generate = _note_work("llm", GeminiTextGenerator.generate)
     ElevenLabsVoiceProvider.synthesize = _note_work("tts", ElevenLabsVoiceProvider.synthesize)
     perform_service.render_note = _note_work("dsp", perform_service.render_note)
+    perform_service.score_note = _note_work("score", perform_service.score_note)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ class JobStore:
             # the producer must not subscribe to a result channel for every message
             producer_for(self.broker_url).send_task(
                 str(job_kind.task), args=[job_id], queue=job_kind.queue, task_id=job_id, ignore_result=True,
+                # what Celery would compute with its saferepr walk on every send, given outright
+                argsrepr=repr([job_id]), kwargsrepr="{}",
                 retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2,
                                           "interval_max": 0.5})
         except Exception as exc:  # kombu raises OperationalError and friends

@@ -53,22 +53,26 @@ def match_score(cos: float) -> MatchScore:
 
 
 def speech_embedding(samples: np.ndarray, sample_rate: int,
-                     windows_per_s: float = PARTIALS_PER_S) -> np.ndarray | None:
+                     windows_per_s: float = PARTIALS_PER_S, max_speech_s: float | None = None) -> np.ndarray | None:
     """(256,) embedding of the speech in a recording (pauses cut out), or None if it has none.
     A short phrase wants resemblyzer's overlapping windows; a long note is as well served by
-    edge-to-edge ones (shared.audio.speaker.checks.WINDOWS_PER_S) at half the cost."""
+    edge-to-edge ones (shared.audio.speaker.checks.WINDOWS_PER_S) at half the cost.
+    `max_speech_s` keeps only the first that many seconds of speech (the embedding's cost is
+    nearly all in the windows it embeds)."""
     regions = detect_speech(samples, sample_rate).padded_regions(0.0, 0.2)
     speech = speech_only(samples, regions)
+    if max_speech_s is not None:
+        speech = speech[: int(max_speech_s * sample_rate)]
     if len(speech) == 0:
         return None
     return embed_utterance(encoder_input(speech, sample_rate), windows_per_s=windows_per_s).vector
 
 
 def score_speech(samples: np.ndarray, sample_rate: int, owner_embedding: np.ndarray,
-                 windows_per_s: float = PARTIALS_PER_S) -> MatchScore | None:
+                 windows_per_s: float = PARTIALS_PER_S, max_speech_s: float | None = None) -> MatchScore | None:
     """How much the speech in `samples` sounds like the owner of `owner_embedding`; None when
-    there is no speech to judge."""
-    embedding = speech_embedding(samples, sample_rate, windows_per_s)
+    there is no speech to judge. `max_speech_s`: judge only the first that many seconds of it."""
+    embedding = speech_embedding(samples, sample_rate, windows_per_s, max_speech_s)
     if embedding is None:
         return None
     return match_score(cosine(embedding, np.asarray(owner_embedding, dtype=np.float32)))
