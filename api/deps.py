@@ -81,8 +81,17 @@ Db = Annotated[Database, Depends(_db)]
 Redis = Annotated[redis.Redis, Depends(_redis)]
 
 
-async def _jobs(db: Db, r: Redis, settings: SettingsDep) -> JobStore:
-    return JobStore(db, r, settings.job_status_ttl_s, broker_url=settings.celery_broker_url)
+async def _jobs(request: Request) -> JobStore:
+    # One store per app, built on first use: on the API side it keeps nothing per request, and
+    # building it (three sub-dependencies, the mirror script's digest) on every request was
+    # measurable on the submit path.
+    state = request.app.state
+    store = getattr(state, "jobs", None)
+    if store is None:
+        settings: Settings = state.settings
+        store = state.jobs = JobStore(mongo_db(settings), redis_client(settings), settings.job_status_ttl_s,
+                                      broker_url=settings.celery_broker_url)
+    return store
 
 
 Jobs = Annotated[JobStore, Depends(_jobs)]
@@ -124,13 +133,13 @@ async def _recent_users(request: Request) -> RecentUsers:
     return request.app.state.recent_users
 
 
-async def _recent_user(request: Request, db: Db, user_id: TokenSubject) -> Account:
+async def _recent_user(request: Request, user_id: TokenSubject) -> Account:
     users: RecentUsers = request.app.state.recent_users
     user = users.cached(user_id)
     if user is not None:
         return user
     try:
-        return await run_in_threadpool(users.read, db, user_id)
+        return await run_in_threadpool(users.read, mongo_db(request.app.state.settings), user_id)
     except NotFound as exc:
         raise TokenInvalid("The account for this token no longer exists.") from exc
 

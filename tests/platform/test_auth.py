@@ -152,3 +152,16 @@ def test_password_is_hashed_with_argon2(db, new_user):
     stored = db["users"].find_one({"username": user["username"]})
     assert stored["password_hash"].startswith("$argon2id$")
     assert user["password"] not in stored["password_hash"]
+
+
+def test_a_token_already_accepted_still_expires_on_time(client, new_user):
+    """Verified tokens are remembered (shared/users/tokens.py); the expiry must not be."""
+    user, _ = new_user()
+    exp = int(time.time()) + 2
+    token = jwt.encode({"sub": user["id"], "iat": exp - 60, "exp": exp, "iss": "newvisions", "role": "user"},
+                       TEST_JWT_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/user/me", headers=headers).status_code == 200
+    assert client.get("/user/me", headers=headers).status_code == 200  # the remembered verification
+    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    _error(client.get("/user/me", headers=headers), 401, "TOKEN_EXPIRED")
