@@ -57,11 +57,26 @@ class Follower:
         return self.items.popleft()
 
 
+class _Channel:
+    """The followers of one job's channel, and whether Redis has confirmed its subscription."""
+
+    __slots__ = ("followers", "subscribed")
+
+    def __init__(self) -> None:
+        self.followers: set[Follower] = set()
+        self.subscribed = asyncio.Event()
+
+
 class JobEventHub:
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis, confirm_timeout_s: float = 5.0) -> None:
         self.client = client
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.followers: dict[str, set[Follower]] = {}
+        self.confirm_timeout_s = confirm_timeout_s
+        self.pubsub = client.pubsub()
+        self.channels: dict[str, _Channel] = {}
+        # SUBSCRIBEs sent and not yet confirmed, per channel, oldest first: Redis confirms in
+        # the order it was asked, so each confirmation belongs to the oldest one waiting (a
+        # channel left and followed again has an UNSUBSCRIBE between two of them)
+        self._unconfirmed: dict[str, collections.deque[_Channel]] = collections.defaultdict(collections.deque)
         self._subscribed = asyncio.Event()  # the pub/sub connection has a subscription to read
         # one (un)subscribe at a time: the first one opens the connection, and two opening it
         # at once would leave one subscription on a connection nobody reads
@@ -81,29 +96,53 @@ class JobEventHub:
 
     @contextlib.asynccontextmanager
     async def follow(self, job_id: str) -> AsyncIterator[Follower]:
-        channel = events_channel(job_id)
+        """Yields once Redis has confirmed the job's subscription, for every follower, not only
+        the first: the caller reads the job's state next, and a transition published before
+        Redis takes the subscription would reach no one."""
+        name = events_channel(job_id)
         follower = Follower()
-        group = self.followers.setdefault(channel, set())
-        group.add(follower)
+        channel = self.channels.setdefault(name, _Channel())
+        channel.followers.add(follower)
         try:
-            if len(group) == 1:
-                await self._subscribe(channel)
+            if len(channel.followers) == 1:
+                await self._subscribe(name, channel)
+            await self._confirmed(channel)
             yield follower
         finally:
-            group.discard(follower)
-            if not group and self.followers.get(channel) is group:
-                del self.followers[channel]
+            channel.followers.discard(follower)
+            if not channel.followers and self.channels.get(name) is channel:
+                del self.channels[name]
                 with contextlib.suppress(redis.RedisError, OSError):
                     async with self._changing:
-                        await self.pubsub.unsubscribe(channel)
+                        await self.pubsub.unsubscribe(name)
 
-    async def _subscribe(self, channel: str) -> None:
+    async def _subscribe(self, name: str, channel: _Channel) -> None:
+        # shielded: a follower that goes away mid-send must not leave a SUBSCRIBE half sent,
+        # nor one counted as waiting that was never sent (either would pair a later
+        # confirmation with the wrong subscription)
         try:
-            async with self._changing:
-                await self.pubsub.subscribe(channel)
+            await asyncio.shield(self._send_subscribe(name, channel))
         except (redis.RedisError, OSError) as exc:
             raise ServiceUnavailable("Live job updates are unavailable; poll GET /jobs/{id} meanwhile.") from exc
+
+    async def _send_subscribe(self, name: str, channel: _Channel) -> None:
+        async with self._changing:
+            # counted before it is sent: the read loop may take the confirmation while we
+            # still wait for the send to drain
+            self._unconfirmed[name].append(channel)
+            try:
+                await self.pubsub.subscribe(name)
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._unconfirmed[name].remove(channel)
+                raise
         self._subscribed.set()
+
+    async def _confirmed(self, channel: _Channel) -> None:
+        try:
+            await asyncio.wait_for(channel.subscribed.wait(), self.confirm_timeout_s)
+        except TimeoutError as exc:  # sent, but Redis did not answer: as good as down
+            raise ServiceUnavailable("Live job updates are unavailable; poll GET /jobs/{id} meanwhile.") from exc
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -120,11 +159,18 @@ class JobEventHub:
                 backoff = min(5.0, backoff * 2)
                 await self._resubscribe()
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
-            channel = message["channel"]
-            for follower in tuple(self.followers.get(channel, ())):
-                follower.push(message["data"])
+            if message["type"] == "subscribe":
+                waiting = self._unconfirmed.get(message["channel"])
+                if waiting:
+                    waiting.popleft().subscribed.set()
+                    if not waiting:
+                        del self._unconfirmed[message["channel"]]
+            elif message["type"] == "message":
+                channel = self.channels.get(message["channel"])
+                for follower in tuple(channel.followers if channel else ()):
+                    follower.push(message["data"])
 
     async def _resubscribe(self) -> None:
         """After a lost connection: subscribe again to what is followed, and have every follower
@@ -132,14 +178,18 @@ class JobEventHub:
         try:
             async with self._changing:
                 await self.pubsub.aclose()
-                self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                channels = list(self.followers)
-                if channels:
-                    await self.pubsub.subscribe(*channels)
+                self.pubsub = self.client.pubsub()
+                # what the old connection had not confirmed never will be: the new SUBSCRIBE
+                # confirms every followed channel, waiting or not
+                self._unconfirmed.clear()
+                for name, channel in self.channels.items():
+                    self._unconfirmed[name].append(channel)
+                if self.channels:
+                    await self.pubsub.subscribe(*self.channels)
         except (redis.RedisError, OSError):
             return  # still down: the read loop tries again
-        for group in self.followers.values():
-            for follower in group:
+        for channel in self.channels.values():
+            for follower in channel.followers:
                 follower.push(RESYNC)
 
 
