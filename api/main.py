@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threading.Thread(target=ensure_indexes_with_retry, args=(settings, stop),
                          name="ensure-indexes", daemon=True).start()
         app.state.aredis = async_redis_client(settings)
-        app.state.job_events = JobEventHub(app.state.aredis, confirm_timeout_s=redis_command_timeout_s(settings))
+        app.state.job_events = JobEventHub(app.state.aredis, decode=jobs.published,
+                                          confirm_timeout_s=redis_command_timeout_s(settings))
         app.state.job_events.start()
         app.state.stream_slots = StreamSlots(app.state.aredis, settings.sse_streams_per_user,
                                              lease_s=3 * HEARTBEAT_S)

@@ -9,9 +9,17 @@ import contextlib
 import uuid
 
 from api.main import create_app
+from shared.clock import now
+from shared.jobs.model import JobView
 from shared.jobs.service import events_channel
 
 USERS, STREAMS_PER_USER = 100, 10  # 1,000 streams, each user at the default cap
+
+
+def _view(job_id: str) -> JobView:
+    ts = now()
+    return JobView(job_id=job_id, kind="diagnostic", state="running", stage="checking", created_at=ts,
+                   updated_at=ts, seq=2)
 
 
 async def _with_app(settings, body):
@@ -42,7 +50,8 @@ def test_a_burst_of_stream_opens_gets_a_slot_each_and_gives_them_all_back(settin
 
 def test_a_burst_of_followers_shares_one_subscription_per_job(settings, rds):
     """1,000 followers of 100 jobs arriving at once, while their slots are taken: every one
-    follows, each job's channel has one subscriber, and a publish reaches all its followers."""
+    follows, each job's channel has one subscriber, and a publish reaches all its followers as
+    one decoded event."""
     jobs = [f"burst-{uuid.uuid4().hex}" for _ in range(USERS)]
 
     async def burst(state):
@@ -54,10 +63,13 @@ def test_a_burst_of_followers_shares_one_subscription_per_job(settings, rds):
             followers = await asyncio.gather(*(open_stream(j) for j in jobs for _ in range(STREAMS_PER_USER)))
             numsub = dict(rds.pubsub_numsub(*[events_channel(j) for j in jobs]))
             for job_id in jobs:
-                rds.publish(events_channel(job_id), job_id)
-            received = await asyncio.gather(*(f.next(10.0) for f in followers))
+                rds.publish(events_channel(job_id), _view(job_id).model_dump_json())
+            received = await asyncio.gather(*(f.take(10.0) for f in followers))
         return numsub, received
 
     numsub, received = asyncio.run(_with_app(settings, burst))
     assert set(numsub.values()) == {1}
-    assert received == [j for j in jobs for _ in range(STREAMS_PER_USER)]
+    assert [[item.view.job_id for item in items] for items in received] == [
+        [j] for j in jobs for _ in range(STREAMS_PER_USER)]
+    # decoded and rendered once per job, not once per stream
+    assert len({id(items[0]) for items in received}) == USERS
