@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.harness import PY, REPO, Stack, cpu_seconds, log, make_users, percentile, result, summary
@@ -39,40 +40,40 @@ TIMEOUT_S = 120.0
 
 
 class FollowerProcess:
-    """bench/sse_followers.py as a child process: its first line says the streams are open,
-    its last one carries what they received."""
+    """bench/sse_followers.py as a child process: its one line says the streams are open, its
+    result file carries what they received."""
 
     def __init__(self, api_url: str, streams: list[dict]) -> None:
         url = urlsplit(api_url)
-        spec = {"host": url.hostname, "port": url.port, "timeout_s": TIMEOUT_S, "streams": streams}
-        self._spec = tempfile.NamedTemporaryFile("w", suffix=".json")
-        json.dump(spec, self._spec)
-        self._spec.flush()
-        self.proc = subprocess.Popen([PY, "-m", "bench.sse_followers", self._spec.name], cwd=str(REPO),
+        self._dir = tempfile.TemporaryDirectory(prefix="nv-sse-followers-")
+        self._result = Path(self._dir.name) / "result.json"
+        spec = {"host": url.hostname, "port": url.port, "timeout_s": TIMEOUT_S, "result_path": str(self._result),
+                "streams": streams}
+        spec_path = Path(self._dir.name) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        self.proc = subprocess.Popen([PY, "-m", "bench.sse_followers", str(spec_path)], cwd=str(REPO),
                                      stdout=subprocess.PIPE, text=True)
 
-    def _line(self, timeout_s: float) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+    def opened(self) -> dict:
+        ready, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT_S + 10)
         line = self.proc.stdout.readline() if ready else ""
         if not line:
-            raise RuntimeError(f"the SSE follower process said nothing within {timeout_s:.0f} s "
+            raise RuntimeError(f"the SSE follower process said nothing within {TIMEOUT_S + 10:.0f} s "
                                f"(exit code {self.proc.poll()})")
         return json.loads(line)
 
-    def opened(self) -> dict:
-        return self._line(TIMEOUT_S + 10)
-
     def received(self) -> dict:
-        out = self._line(TIMEOUT_S + 10)
-        self.proc.wait(10)
-        return out
+        code = self.proc.wait(TIMEOUT_S + 10)
+        if code != 0 or not self._result.exists():
+            raise RuntimeError(f"the SSE follower process exited with code {code} and no result")
+        return json.loads(self._result.read_text())
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
         self.proc.stdout.close()
-        self._spec.close()
+        self._dir.cleanup()
 
 
 def _raw_subscriber(redis_url: str, seen: dict, stop: threading.Event) -> threading.Thread:

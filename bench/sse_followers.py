@@ -2,7 +2,8 @@
 
 Opens every stream at once, prints one line `{"opened": n, "settled": n, "statuses": {...}}` as
 soon as each stream has either answered non-200 or delivered its first event (the job's state
-at connect time), then reads every stream to its end and prints one JSON object:
+at connect time), then reads every stream to its end and writes one JSON object to the spec's
+`result_path` (megabytes: a file, not the pipe the first line came through):
 `{"events": [[stream index, receive time.time(), event data], ...], "statuses", "errors",
 "unfinished_streams", "cpu_s"}`. The first event of each stream is left out (it is a read, not
 a push); `cpu_s` is this process's CPU time from the first line to the end.
@@ -13,7 +14,7 @@ measured the client as much as the API. Each connection is a bare asyncio Protoc
 notes when bytes arrived; the responses are parsed after every stream has ended, and an
 event's receive time is that of the bytes that completed it.
 
-SPEC: {"host", "port", "timeout_s", "streams": [{"path", "token"}, ...]}
+SPEC: {"host", "port", "timeout_s", "result_path", "streams": [{"path", "token"}, ...]}
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def main() -> None:
         result = asyncio.run(run(spec))
     else:
         result = uvloop.run(run(spec))
-    _say(result)
+    with open(spec["result_path"], "w") as fh:
+        json.dump(result, fh)
 
 
 if __name__ == "__main__":
