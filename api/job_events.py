@@ -162,8 +162,16 @@ class JobEventHub:
             raise ServiceUnavailable("Live job updates are unavailable; poll GET /jobs/{id} meanwhile.") from exc
 
     async def _read(self) -> None:
-        backoff = 0.1
+        backoff, lost = 0.1, False
         while True:
+            if lost:
+                # retried until Redis is back: a failed attempt leaves a connection with nothing
+                # subscribed, and waiting for the next follower would leave the present ones
+                # without live events
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+                lost = not await self._resubscribe()
+                continue
             if not self.pubsub.subscribed:
                 self._subscribed.clear()
                 await self._subscribed.wait()
@@ -172,9 +180,7 @@ class JobEventHub:
                 backoff = 0.1
             except (redis.RedisError, OSError) as exc:
                 log.warning("job event connection lost; reconnecting", extra={"error_type": type(exc).__name__})
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-                await self._resubscribe()
+                lost = True
                 continue
             if message is None:
                 continue
@@ -203,9 +209,10 @@ class JobEventHub:
                     if follower.waiting_since is not None and now - follower.waiting_since >= follower.patience:
                         follower.ready.set()
 
-    async def _resubscribe(self) -> None:
+    async def _resubscribe(self) -> bool:
         """After a lost connection: subscribe again to what is followed, and have every follower
-        re-read its job (transitions published meanwhile were never delivered)."""
+        re-read its job (transitions published meanwhile were never delivered). False while
+        Redis is still unreachable."""
         try:
             async with self._changing:
                 await self.pubsub.aclose()
@@ -218,10 +225,11 @@ class JobEventHub:
                 if self.channels:
                     await self.pubsub.subscribe(*self.channels)
         except (redis.RedisError, OSError):
-            return  # still down: the read loop tries again
+            return False
         for channel in self.channels.values():
             for follower in channel.followers:
                 follower.push(RESYNC)
+        return True
 
 
 # KEYS: the user's open streams (zset: stream id -> lease expiry); ARGV: now, cap, lease s, id
