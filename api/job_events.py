@@ -1,13 +1,15 @@
 """Live job events for SSE followers: one Redis pub/sub connection per API process, fanned out
 in-process to any number of followers.
 
-A follower registers for a job before it reads the job's current state, so no transition can
-fall in between. The hub subscribes to a job's channel when its first follower arrives and
-unsubscribes when the last one leaves, so a process receives only the jobs someone follows.
-Each follower keeps a short backlog of views (a job has a handful of transitions; a follower
-that falls behind keeps the newest ones, which carry the whole state). When the connection to
-Redis drops, the hub reconnects by itself, re-subscribes, and tells every follower to re-read
-its job, since transitions made meanwhile were not delivered.
+A follower registers for a job, and is handed back once Redis has confirmed the job's
+subscription, before it reads the job's current state, so no transition can fall in between.
+The hub subscribes to a job's channel when its first follower arrives and unsubscribes when the
+last one leaves, so a process receives only the jobs someone follows. A message is decoded once
+for all the followers of its job. Each follower keeps a short backlog of views (a job has a
+handful of transitions; a follower that falls behind keeps the newest ones, which carry the
+whole state). When the connection to Redis drops, the hub reconnects by itself (retrying until
+Redis is back), re-subscribes, and tells every follower to re-read its job, since transitions
+made meanwhile were not delivered.
 
 How many streams a user holds open, across all API processes, is counted in Redis (a sorted
 set of stream ids with a lease renewed by every heartbeat), so one user cannot take the
