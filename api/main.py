@@ -6,7 +6,6 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aredis
 from fastapi import FastAPI
 
 from api import docs, errors, security, web
@@ -18,6 +17,7 @@ from api.routes.jobs import HEARTBEAT_S
 from shared.bootstrap import ensure_indexes_with_retry
 from shared.config import Settings, get_settings
 from shared.logs import configure_logging
+from shared.stores import async_redis_client, redis_command_timeout_s
 from shared.users.recent import RecentUsers
 from shared.version import __version__
 
@@ -39,10 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = threading.Event()
         threading.Thread(target=ensure_indexes_with_retry, args=(settings, stop),
                          name="ensure-indexes", daemon=True).start()
-        app.state.aredis = aredis.Redis.from_url(
-            settings.redis_url, decode_responses=True,
-            socket_connect_timeout=settings.redis_timeout_s, health_check_interval=15)
-        app.state.job_events = JobEventHub(app.state.aredis)
+        app.state.aredis = async_redis_client(settings)
+        app.state.job_events = JobEventHub(app.state.aredis, decode=jobs.published,
+                                          confirm_timeout_s=redis_command_timeout_s(settings))
         app.state.job_events.start()
         app.state.stream_slots = StreamSlots(app.state.aredis, settings.sse_streams_per_user,
                                              lease_s=3 * HEARTBEAT_S)

@@ -75,9 +75,9 @@ def _notes(r: dict) -> str:
                 f"{r['uvicorn_workers']} uvicorn worker; API CPU {r.get('api_cpu_ms_per_request')} ms/request; "
                 f"open loop at {ol.get('rate_rps')} req/s: p99 {(ol.get('latency_ms') or {}).get('p99')} ms")
     if name == "sse_fanout":
-        return (f"{r['followers']} followers of {r['jobs']} jobs on one API process: "
-                f"{r['events_delivered']}/{r['events_expected']} events, p50 {r['sse_ms'].get('p50')} ms; "
-                f"Redis subscribers per job {r['redis_subscribers_per_job']}")
+        return (f"{r['followers']} followers of {r['jobs']} jobs on one API process (answers "
+                f"{r.get('stream_answers')}): {r['events_delivered']}/{r['events_expected']} events, p50 "
+                f"{r['sse_ms'].get('p50')} ms; Redis subscribers per job {r['redis_subscribers_per_job']}")
     if name == "round_trips":
         m, b = r["measured"], r["baseline_counts"]
         return (f"MongoDB: submit {m['submit']['mongo']}, perform job {m['perform']['mongo']} (baseline "
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = _stack_bench(name)(stack, args.quick)
                 except Exception as exc:
                     traceback.print_exc()
-                    log(f"{name} FAILED: {exc} (logs: {stack.logs})")
+                    log(f"{name} FAILED: {exc}")
                     results[name] = _failed(name, exc)
                     for proc_name in [p for p in stack.procs if p.startswith("worker-")]:
                         stack.stop(proc_name)
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in stack_wanted:
                 results.setdefault(name, _failed(name, exc))
         finally:
-            stack.close()
+            stack.close(keep_logs=any(results.get(n, {}).get("error") for n in stack_wanted))
     # --only merges into the previous run of the same form, so a quick re-run of one benchmark
     # never mixes into (or overwrites) the full run's figures
     form_results = RESULTS.with_name(f"latest-{'quick' if args.quick else 'full'}.json")

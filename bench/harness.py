@@ -153,13 +153,19 @@ class Stack:
         ensure_indexes(self.db())
         return self
 
-    def close(self) -> None:
+    def close(self, keep_logs: bool = False) -> None:
+        """Stop every process and remove the stack's folder; with `keep_logs` (or
+        BENCH_KEEP_LOGS=1) the process logs are kept first, for reading a failure afterwards."""
+        import shutil
+
         from cli import devstack
 
         for name in reversed(list(self.procs)):
             devstack.stop_process(self.procs.pop(name), grace_s=10)
-        import shutil
-
+        if keep_logs or os.environ.get("BENCH_KEEP_LOGS") == "1":
+            kept = Path(tempfile.mkdtemp(prefix="nv-bench-logs-"))
+            shutil.move(str(self.logs), str(kept / "logs"))
+            log(f"process logs kept in {kept / 'logs'}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Stack:

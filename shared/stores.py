@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pymongo
 import redis
+import redis.asyncio as aredis
 from pymongo import monitoring
 from pymongo.database import Database
 
@@ -69,15 +70,46 @@ def redis_client(settings: Settings) -> redis.Redis:
     return _cached(_redis, (settings.redis_url, settings.redis_timeout_s), lambda: _new_redis_client(settings))
 
 
+def redis_command_timeout_s(settings: Settings) -> float:
+    """How long a Redis command may take before it counts as an outage."""
+    return max(settings.redis_timeout_s, 5.0)
+
+
 def _new_redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=settings.redis_timeout_s,
-        socket_timeout=max(settings.redis_timeout_s, 5.0),
+        socket_timeout=redis_command_timeout_s(settings),
         health_check_interval=15,
         retry_on_timeout=False,
         decode_responses=True,
     )
+
+
+#: connections of an API process's asyncio Redis client (live job events, stream slots); its
+#: commands take well under a millisecond, so a few dozen carry any burst an event loop can make
+ASYNC_REDIS_CONNECTIONS = 64
+
+
+def async_redis_client(settings: Settings, max_connections: int = ASYNC_REDIS_CONNECTIONS) -> aredis.Redis:
+    """The asyncio client of an API process (one per process; the caller closes it).
+
+    Its pool makes a command wait for a free connection: redis-py's default asyncio pool
+    instead fails at once ("Too many connections") past 100 commands in flight, which a burst
+    of stream opens reaches on a healthy Redis and which would reach the client as a 503.
+    The wait is bounded by the command timeout, so a Redis that stopped answering still turns
+    into a 503 rather than a hung request; `socket_timeout` bounds a command itself, so a hung
+    connection cannot hold a pool slot for ever."""
+    pool = aredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=max_connections,
+        timeout=redis_command_timeout_s(settings),
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=redis_command_timeout_s(settings),
+        health_check_interval=15,
+        decode_responses=True,
+    )
+    return aredis.Redis.from_pool(pool)
 
 
 def reset_clients(*, close: bool = True) -> None:
