@@ -103,7 +103,7 @@ def _notes(r: dict) -> str:
                 f"{c['without_event']} without; {r['sends']} sends each")
     if name == "db_aging":
         return (f"ops/s first 5,000 -> last 5,000 of {r['ops']:,}: ours {r['ours_ops_s']}, "
-                f"retryable writes on {r['baseline_ops_s']}")
+                f"replica set + retryable writes on {r['baseline_ops_s']}")
     if name == "speaker_embedding":
         return (f"speaker analysis of {r['speech_s']} s of speech, one core; resemblyzer's overlapping windows "
                 f"{r['resemblyzer_rate_x']}x; clone DSP {r['clean_with_checks_x']}x with the checks, "

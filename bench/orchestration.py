@@ -39,13 +39,20 @@ WORK_STAGES = ("composing", "synthesizing", "mixing")
 TARGET_P50_MS, TARGET_P99_MS = 30.0, 60.0
 
 
-def work_seconds(stack: Stack) -> dict[str, dict[str, float]]:
-    """{job_id: {"llm"|"tts"|"dsp": seconds}} noted by the worker shim (and cleared)."""
+def work_seconds(stack: Stack, job_ids: list[str], timeout_s: float = 10.0) -> dict[str, dict[str, float]]:
+    """{job_id: {"llm"|"tts"|"dsp"|"score": seconds}} noted by the worker shim (and cleared). The
+    shim pushes a job's notes just after its terminal event, so the last job's may still be on
+    their way."""
     r = stack.redis()
-    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for line in r.lrange(WORK_KEY, 0, -1):
-        job_id, what, seconds = line.split()
-        out[job_id][what] += float(seconds)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for line in r.lrange(WORK_KEY, 0, -1):
+            job_id, what, seconds = line.split()
+            out[job_id][what] += float(seconds)
+        if all(out[j].get("dsp") for j in job_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     r.delete(WORK_KEY)
     return out
 
@@ -70,7 +77,7 @@ def measure(stack: Stack, api_url: str, n: int, warmup: int = 3) -> list[dict]:
                          "t_sub": t_sub, "t_end": t_end, "timings": last.get("timings") or {}})
     jobs = {d["_id"]: d for d in stack.db()["jobs"].find({"_id": {"$in": [r["job_id"] for r in rows]}},
                                                          {"started_at": 1, "finished_at": 1})}
-    work = work_seconds(stack)
+    work = work_seconds(stack, [r["job_id"] for r in rows])
     for row in rows:
         parts = work.get(row["job_id"]) or {}
         if not parts.get("dsp"):

@@ -280,13 +280,22 @@ def embedded_mongo_url(port: int, host: str = "127.0.0.1") -> str:
 
 
 def start_mongo(data_dir: Path, port: int | None = None, *, log_path: Path | None = None,
-                host: str = "127.0.0.1", launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+                host: str = "127.0.0.1", launcher: tuple[str, ...] = (),
+                standalone: bool = True) -> tuple[subprocess.Popen, str]:
     """Start the embedded MongoDB-wire server (SecantusDB) with its data under `data_dir`,
-    listening on `host` (`launcher` as for start_redis)."""
+    listening on `host` (`launcher` as for start_redis).
+
+    `standalone`: no single-node replica-set advertisement, hence no oplog. Advertised as a
+    replica set (the server's default) it copies every written document into its oplog for
+    change streams, which nothing here opens (the product has no `.watch(`, no transactions):
+    a perform's ~460 kB recording insert was written twice, and each of its 13 commands paid
+    for an oplog entry (figures in bench/README.md, "The hot path"). False only for
+    benchmarks' baselines; production's mongod is a replica set of its own."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = spawn([*launcher, venv_bin("secantusd-py"), "--host", host, "--port", str(port),
-                  "--storage-path", str(data_dir.resolve()), "--log-level", "WARNING"], log_path=log_path)
+                  "--storage-path", str(data_dir.resolve()), "--log-level", "WARNING",
+                  *(["--standalone"] if standalone else [])], log_path=log_path)
     url = embedded_mongo_url(port, host)
     wait_until(lambda: mongo_answers(url), 60, "SecantusDB", proc)
     return proc, url
