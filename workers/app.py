@@ -83,6 +83,17 @@ def _preload_text_sdk(**_):
         import shared.perform.text.gemini  # noqa: F401
 
 
+@celeryd_after_setup.connect
+def _preload_noise_bed(instance=None, **_):
+    # In the parent, before the pool forks, on a worker that renders notes: the long noise bed
+    # (shared/audio/bed.py, ~0.25 CPU-s and 17.6 MB) is then made once and its pages shared by
+    # every pool child, instead of made again, and held again, by each.
+    if "perform" in instance.app.amqp.queues.consume_from:
+        from shared.audio.bed import warm
+
+        warm()
+
+
 @worker_ready.connect
 def _serve_metrics(**_):
     # One exporter per worker node, in the parent, summing every pool child's files; started

@@ -75,25 +75,53 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
     return np.array([shelf, highpass])
 
 
-def block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mean square of the K-weighted signal over each 400 ms gating block (100 ms step).
-
-    Empty when the signal is shorter than one block. Blocks are sums of four 100 ms
-    sub-blocks, so the squared signal is summed once (np.add.reduceat), not once per block."""
+def sub_block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Sum of squares of the K-weighted signal over each 100 ms step: the sub-blocks that
+    four at a time make a 400 ms gating block. A stretch of a longer signal that starts on a
+    step boundary has the same sub-blocks (bar the filter's few-ms start-up), which is what
+    lets a noise bed be measured once and sliced (shared/audio/bed.py)."""
     step = round(STEP_S * sample_rate)
-    per_block = round(BLOCK_S / STEP_S)
     n_sub = len(samples) // step
-    if n_sub < per_block:
+    if n_sub == 0:
         return np.empty(0)
     x = np.asarray(samples[: n_sub * step], dtype=np.float64)
     weighted = signal.sosfilt(k_weighting_sos(sample_rate), x)
-    sub = np.einsum("ij,ij->i", weighted.reshape(n_sub, step), weighted.reshape(n_sub, step))
+    return np.einsum("ij,ij->i", weighted.reshape(n_sub, step), weighted.reshape(n_sub, step))
+
+
+def blocks_of(sub: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean square over each 400 ms gating block (100 ms step) from `sub_block_energies`;
+    empty when there are fewer sub-blocks than one block. One cumulative sum, not a sum per
+    block."""
+    step = round(STEP_S * sample_rate)
+    per_block = round(BLOCK_S / STEP_S)
+    if len(sub) < per_block:
+        return np.empty(0)
     csum = np.concatenate(([0.0], np.cumsum(sub)))
     return (csum[per_block:] - csum[:-per_block]) / (per_block * step)
 
 
+def block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean square of the K-weighted signal over each 400 ms gating block (100 ms step).
+
+    Empty when the signal is shorter than one block."""
+    return blocks_of(sub_block_energies(samples, sample_rate), sample_rate)
+
+
 def _loudness(mean_square: np.ndarray | float) -> np.ndarray | float:
     return -0.691 + 10.0 * np.log10(np.maximum(mean_square, 1e-30))
+
+
+def gated_loudness(z: np.ndarray, *, absolute_gate: bool = True) -> float | None:
+    """Integrated loudness in LUFS of gating-block energies (`block_energies`): the absolute
+    and relative gates of BS.1770-4. None when no block clears the absolute gate."""
+    if absolute_gate:
+        z = z[_loudness(z) > ABSOLUTE_GATE_LUFS]
+    if z.size == 0:
+        return None
+    relative_gate = _loudness(z.mean()) + RELATIVE_GATE_LU
+    z = z[_loudness(z) > relative_gate]
+    return float(_loudness(z.mean()))
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int, *, absolute_gate: bool = True) -> float | None:
@@ -102,14 +130,7 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int, *, absolute_gate:
 
     `absolute_gate=False` keeps only the relative gate: a reading for signals below -70 LUFS,
     used to tell a user how quiet a recording is; not a BS.1770 measurement."""
-    z = block_energies(samples, sample_rate)
-    if absolute_gate:
-        z = z[_loudness(z) > ABSOLUTE_GATE_LUFS]
-    if z.size == 0:
-        return None
-    relative_gate = _loudness(z.mean()) + RELATIVE_GATE_LU
-    z = z[_loudness(z) > relative_gate]
-    return float(_loudness(z.mean()))
+    return gated_loudness(block_energies(samples, sample_rate), absolute_gate=absolute_gate)
 
 
 def _interpolated_peaks(samples: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
+from shared.audio.bed import brown_noise
 from shared.audio.codec import decode_to_mono, encode_mp3
 from shared.audio.edit import apply_fades
 from shared.audio.loudness import integrated_loudness, true_peak_dbtp
@@ -17,7 +18,6 @@ from shared.audio.mix import (
     BED_MIN_DB,
     NOTE_MP3_QUALITY,
     bed_level_db,
-    brown_noise,
     join_chunks,
     loop_to_length,
     mix_with_fan,
