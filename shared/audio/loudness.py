@@ -15,6 +15,7 @@ Mono only: every signal in this service is mono, and a single channel has weight
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -181,24 +182,51 @@ def true_peak_dbtp(samples: np.ndarray) -> float:
     return amp_to_db(true_peak(samples))
 
 
-def peak_excess(samples: np.ndarray, ceiling: float) -> tuple[np.ndarray, np.ndarray]:
-    """Where the true-peak envelope exceeds `ceiling`: (sorted sample indices, envelope there).
+@dataclass(frozen=True)
+class PeakEnvelope:
+    """Where the true-peak envelope of a signal exceeds `floor`: sorted sample indices and the
+    envelope there (the larger of |sample| and the interpolated values attributed to it).
+
+    The envelope is linear in the signal, so that of the signal times g is g times this one:
+    a normaliser that tries several gains interpolates once, at a floor low enough for the
+    largest gain it expects, and reads every pass off it (`over`)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    floor: float
+
+    def over(self, ceiling: float, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, envelope) of the signal times `gain` where that exceeds `ceiling`."""
+        if ceiling / gain < self.floor:
+            raise ValueError(f"the envelope starts at {self.floor}, above {ceiling} / {gain}")
+        keep = self.values * gain > ceiling
+        return self.indices[keep], self.values[keep] * gain
+
+
+def peak_envelope(samples: np.ndarray, floor: float) -> PeakEnvelope:
+    """The true-peak envelope of `samples` where it exceeds `floor` (see PeakEnvelope).
 
     Interpolated values are attributed to the input sample nearest their time position, so a
-    gain applied at those indices (and smoothly around them) brings them under the ceiling."""
+    gain applied at those indices (and smoothly around them) brings them under a ceiling."""
     mag = np.abs(np.asarray(samples, dtype=np.float32))
-    over = np.flatnonzero(mag > ceiling)
+    over = np.flatnonzero(mag > floor)
     indices, values = [over], [mag[over].astype(np.float64)]
-    ends, interpolated = _interpolated_peaks(samples, ceiling)
-    hot = interpolated > ceiling
+    ends, interpolated = _interpolated_peaks(samples, floor)
+    hot = interpolated > floor
     if hot.any():
         indices.append(np.clip(ends[hot] - TRUE_PEAK_DELAY, 0, len(mag) - 1))
         values.append(interpolated[hot])
     all_indices, all_values = np.concatenate(indices), np.concatenate(values)
-    if all_indices.size == 0:
-        return all_indices, all_values
-    # one entry per sample position, keeping the largest excess
-    order = np.lexsort((-all_values, all_indices))
-    all_indices, all_values = all_indices[order], all_values[order]
-    first = np.concatenate(([True], all_indices[1:] != all_indices[:-1]))
-    return all_indices[first], all_values[first]
+    if all_indices.size:
+        # one entry per sample position, keeping the largest; both lists are already sorted,
+        # so a stable sort is a merge of two runs
+        order = np.argsort(all_indices, kind="stable")
+        all_indices, all_values = all_indices[order], all_values[order]
+        first = np.flatnonzero(np.concatenate(([True], all_indices[1:] != all_indices[:-1])))
+        all_indices, all_values = all_indices[first], np.maximum.reduceat(all_values, first)
+    return PeakEnvelope(all_indices, all_values, floor)
+
+
+def peak_excess(samples: np.ndarray, ceiling: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the true-peak envelope exceeds `ceiling`: (sorted sample indices, envelope there)."""
+    return peak_envelope(samples, ceiling).over(ceiling)
