@@ -84,14 +84,17 @@ def _preload_text_sdk(**_):
 
 
 @celeryd_after_setup.connect
-def _preload_noise_bed(instance=None, **_):
-    # In the parent, before the pool forks, on a worker that renders notes: the long noise bed
-    # (shared/audio/bed.py, ~0.25 CPU-s and 17.6 MB) is then made once and its pages shared by
-    # every pool child, instead of made again, and held again, by each.
+def _preload_note_dsp(instance=None, **_):
+    # In the parent, before the pool forks, on a worker that renders notes: what each pool child
+    # would otherwise make on its first note (~0.3 CPU-s), made once with its pages shared: the
+    # long noise bed (17.6 MB), LAME's gain at the notes' setting (an ffmpeg round trip), the
+    # speaker encoder's weights (bench/README.md, "Worker CPU per perform job").
     if "perform" in instance.app.amqp.queues.consume_from:
-        from shared.audio.bed import warm
+        from shared.audio.mix import warm
+        from shared.audio.speaker.encoder import load_weights
 
         warm()
+        load_weights()
 
 
 @worker_ready.connect

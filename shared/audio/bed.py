@@ -69,7 +69,7 @@ def _long_bed(sr: int) -> _LongBed:
 
 
 def warm(sr: int = 44100) -> None:
-    """Make the long bed now (0.2-0.3 CPU-s), e.g. in a worker's parent before it forks."""
+    """Make the long bed now (0.2-0.3 CPU-s): in a worker's parent before it forks (mix.warm)."""
     _long_bed(sr)
 
 

@@ -21,7 +21,8 @@ from functools import lru_cache
 import numpy as np
 
 from shared.audio.bed import noise_bed
-from shared.audio.codec import AudioDecodeError, decode_many_to_mono, decode_to_mono, encode_mp3
+from shared.audio.bed import warm as warm_bed
+from shared.audio.codec import AudioDecodeError, decode_many_to_mono, decode_to_mono, encode_mp3, lame_gain
 from shared.audio.edit import apply_fades, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import normalize_loudness
@@ -156,6 +157,13 @@ def load_fan_loop(path: str, sr: int) -> np.ndarray:
     the same loop, and a decode is a process start plus the decode itself."""
     st = os.stat(path)
     return _cached_fan_loop(os.path.abspath(path), st.st_mtime_ns, st.st_size, sr)
+
+
+def warm(sample_rate: int = 44100, bitrate_kbps: int = 128) -> None:
+    """Make what every note at this setting reuses (the long noise bed, LAME's gain), e.g. in a
+    worker's parent before its pool forks; the defaults are render_note's."""
+    warm_bed(sample_rate)
+    lame_gain(sample_rate, bitrate_kbps, NOTE_MP3_QUALITY)
 
 
 def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, background_volume: float,
