@@ -83,6 +83,20 @@ def _preload_text_sdk(**_):
         import shared.perform.text.gemini  # noqa: F401
 
 
+@celeryd_after_setup.connect
+def _preload_note_dsp(instance=None, **_):
+    # In the parent, before the pool forks, on a worker that renders notes: what each pool child
+    # would otherwise make on its first note (~0.3 CPU-s), made once with its pages shared: the
+    # long noise bed (17.6 MB), LAME's gain at the notes' setting (an ffmpeg round trip), the
+    # speaker encoder's weights (bench/README.md, "Worker CPU per perform job").
+    if "perform" in instance.app.amqp.queues.consume_from:
+        from shared.audio.mix import warm
+        from shared.audio.speaker.encoder import load_weights
+
+        warm()
+        load_weights()
+
+
 @worker_ready.connect
 def _serve_metrics(**_):
     # One exporter per worker node, in the parent, summing every pool child's files; started

@@ -15,6 +15,7 @@ Mono only: every signal in this service is mono, and a single channel has weight
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -75,25 +76,53 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
     return np.array([shelf, highpass])
 
 
-def block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mean square of the K-weighted signal over each 400 ms gating block (100 ms step).
-
-    Empty when the signal is shorter than one block. Blocks are sums of four 100 ms
-    sub-blocks, so the squared signal is summed once (np.add.reduceat), not once per block."""
+def sub_block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Sum of squares of the K-weighted signal over each 100 ms step: the sub-blocks that
+    four at a time make a 400 ms gating block. A stretch of a longer signal that starts on a
+    step boundary has the same sub-blocks (bar the filter's few-ms start-up), which is what
+    lets a noise bed be measured once and sliced (shared/audio/bed.py)."""
     step = round(STEP_S * sample_rate)
-    per_block = round(BLOCK_S / STEP_S)
     n_sub = len(samples) // step
-    if n_sub < per_block:
+    if n_sub == 0:
         return np.empty(0)
     x = np.asarray(samples[: n_sub * step], dtype=np.float64)
     weighted = signal.sosfilt(k_weighting_sos(sample_rate), x)
-    sub = np.einsum("ij,ij->i", weighted.reshape(n_sub, step), weighted.reshape(n_sub, step))
+    return np.einsum("ij,ij->i", weighted.reshape(n_sub, step), weighted.reshape(n_sub, step))
+
+
+def blocks_of(sub: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean square over each 400 ms gating block (100 ms step) from `sub_block_energies`;
+    empty when there are fewer sub-blocks than one block. One cumulative sum, not a sum per
+    block."""
+    step = round(STEP_S * sample_rate)
+    per_block = round(BLOCK_S / STEP_S)
+    if len(sub) < per_block:
+        return np.empty(0)
     csum = np.concatenate(([0.0], np.cumsum(sub)))
     return (csum[per_block:] - csum[:-per_block]) / (per_block * step)
 
 
+def block_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean square of the K-weighted signal over each 400 ms gating block (100 ms step).
+
+    Empty when the signal is shorter than one block."""
+    return blocks_of(sub_block_energies(samples, sample_rate), sample_rate)
+
+
 def _loudness(mean_square: np.ndarray | float) -> np.ndarray | float:
     return -0.691 + 10.0 * np.log10(np.maximum(mean_square, 1e-30))
+
+
+def gated_loudness(z: np.ndarray, *, absolute_gate: bool = True) -> float | None:
+    """Integrated loudness in LUFS of gating-block energies (`block_energies`): the absolute
+    and relative gates of BS.1770-4. None when no block clears the absolute gate."""
+    if absolute_gate:
+        z = z[_loudness(z) > ABSOLUTE_GATE_LUFS]
+    if z.size == 0:
+        return None
+    relative_gate = _loudness(z.mean()) + RELATIVE_GATE_LU
+    z = z[_loudness(z) > relative_gate]
+    return float(_loudness(z.mean()))
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int, *, absolute_gate: bool = True) -> float | None:
@@ -102,14 +131,7 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int, *, absolute_gate:
 
     `absolute_gate=False` keeps only the relative gate: a reading for signals below -70 LUFS,
     used to tell a user how quiet a recording is; not a BS.1770 measurement."""
-    z = block_energies(samples, sample_rate)
-    if absolute_gate:
-        z = z[_loudness(z) > ABSOLUTE_GATE_LUFS]
-    if z.size == 0:
-        return None
-    relative_gate = _loudness(z.mean()) + RELATIVE_GATE_LU
-    z = z[_loudness(z) > relative_gate]
-    return float(_loudness(z.mean()))
+    return gated_loudness(block_energies(samples, sample_rate), absolute_gate=absolute_gate)
 
 
 def _interpolated_peaks(samples: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -160,24 +182,51 @@ def true_peak_dbtp(samples: np.ndarray) -> float:
     return amp_to_db(true_peak(samples))
 
 
-def peak_excess(samples: np.ndarray, ceiling: float) -> tuple[np.ndarray, np.ndarray]:
-    """Where the true-peak envelope exceeds `ceiling`: (sorted sample indices, envelope there).
+@dataclass(frozen=True)
+class PeakEnvelope:
+    """Where the true-peak envelope of a signal exceeds `floor`: sorted sample indices and the
+    envelope there (the larger of |sample| and the interpolated values attributed to it).
+
+    The envelope is linear in the signal, so that of the signal times g is g times this one:
+    a normaliser that tries several gains interpolates once, at a floor low enough for the
+    largest gain it expects, and reads every pass off it (`over`)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    floor: float
+
+    def over(self, ceiling: float, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, envelope) of the signal times `gain` where that exceeds `ceiling`."""
+        if ceiling / gain < self.floor:
+            raise ValueError(f"the envelope starts at {self.floor}, above {ceiling} / {gain}")
+        keep = self.values * gain > ceiling
+        return self.indices[keep], self.values[keep] * gain
+
+
+def peak_envelope(samples: np.ndarray, floor: float) -> PeakEnvelope:
+    """The true-peak envelope of `samples` where it exceeds `floor` (see PeakEnvelope).
 
     Interpolated values are attributed to the input sample nearest their time position, so a
-    gain applied at those indices (and smoothly around them) brings them under the ceiling."""
+    gain applied at those indices (and smoothly around them) brings them under a ceiling."""
     mag = np.abs(np.asarray(samples, dtype=np.float32))
-    over = np.flatnonzero(mag > ceiling)
+    over = np.flatnonzero(mag > floor)
     indices, values = [over], [mag[over].astype(np.float64)]
-    ends, interpolated = _interpolated_peaks(samples, ceiling)
-    hot = interpolated > ceiling
+    ends, interpolated = _interpolated_peaks(samples, floor)
+    hot = interpolated > floor
     if hot.any():
         indices.append(np.clip(ends[hot] - TRUE_PEAK_DELAY, 0, len(mag) - 1))
         values.append(interpolated[hot])
     all_indices, all_values = np.concatenate(indices), np.concatenate(values)
-    if all_indices.size == 0:
-        return all_indices, all_values
-    # one entry per sample position, keeping the largest excess
-    order = np.lexsort((-all_values, all_indices))
-    all_indices, all_values = all_indices[order], all_values[order]
-    first = np.concatenate(([True], all_indices[1:] != all_indices[:-1]))
-    return all_indices[first], all_values[first]
+    if all_indices.size:
+        # one entry per sample position, keeping the largest; both lists are already sorted,
+        # so a stable sort is a merge of two runs
+        order = np.argsort(all_indices, kind="stable")
+        all_indices, all_values = all_indices[order], all_values[order]
+        first = np.flatnonzero(np.concatenate(([True], all_indices[1:] != all_indices[:-1])))
+        all_indices, all_values = all_indices[first], np.maximum.reduceat(all_values, first)
+    return PeakEnvelope(all_indices, all_values, floor)
+
+
+def peak_excess(samples: np.ndarray, ceiling: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the true-peak envelope exceeds `ceiling`: (sorted sample indices, envelope there)."""
+    return peak_envelope(samples, ceiling).over(ceiling)

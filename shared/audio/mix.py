@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal
 
-from shared.audio.codec import AudioDecodeError, decode_many_to_mono, decode_to_mono, encode_mp3
+from shared.audio.bed import noise_bed
+from shared.audio.bed import warm as warm_bed
+from shared.audio.codec import AudioDecodeError, decode_many_to_mono, decode_to_mono, encode_mp3, lame_gain
 from shared.audio.edit import apply_fades, splice
 from shared.audio.loudness import integrated_loudness
 from shared.audio.normalize import normalize_loudness
@@ -38,6 +39,13 @@ LOOP_CROSSFADE_S = 0.5
 #: bound per decoded chunk / fan loop: a sentence is seconds, a loop a minute or two
 MAX_CHUNK_S = 120.0
 MAX_FAN_LOOP_S = 600.0
+#: LAME's algorithm setting for notes (codec.MP3_QUALITY, 3, stays for the clone sample). 7 skips
+#: LAME's noise-shaping loop, half the encode's CPU (77 vs 154 ms for a 32 s note). At 128 kbit/s
+#: for one channel the bits are ample either way: on a 32 s note over the bed, 7 codes the
+#: speech with as little error as 3 in every band up to 13.5 kHz (~42 dB SNR, PESQ-WB 4.63
+#: for both), and above that 6 dB more error at 73-82 dB under the note's level
+#: (bench/README.md, "Worker CPU per perform job").
+NOTE_MP3_QUALITY = 7
 
 
 def bed_level_db(background_volume: float) -> float:
@@ -71,30 +79,6 @@ def join_chunks(chunks: list[np.ndarray], sr: int, crossfade_ms: float = 10.0, *
     return np.concatenate([part for piece in faded for part in (gap, piece)][1:])
 
 
-def _shape_bed(noise: np.ndarray, sr: int) -> np.ndarray:
-    """Brown-ish colouring: leaky integrator (-6 dB/octave above 50 Hz and flat below, so no
-    DC drift and no sub-bass build-up, unlike a true integrator), 40 Hz high-pass (rumble that
-    phones cannot play but that eats headroom), 3 kHz gentle low-pass (a fan's soft whoosh,
-    without hiss)."""
-    leak = math.exp(-2.0 * math.pi * 50.0 / sr)
-    integrator = np.array([[1.0, 0.0, 0.0, 1.0, -leak, 0.0]])
-    highpass = signal.butter(2, 40.0, btype="highpass", fs=sr, output="sos")
-    lowpass = signal.butter(2, 3000.0, btype="lowpass", fs=sr, output="sos")
-    return signal.sosfilt(np.vstack((integrator, highpass, lowpass)), noise)
-
-
-def brown_noise(duration_s: float, sr: int, seed: int = 0, *, rms_dbfs: float = -20.0) -> np.ndarray:
-    """A soft, fan-like noise bed: deterministic for a seed, RMS-normalised to `rms_dbfs`."""
-    n = max(0, round(duration_s * sr))
-    settle = round(0.5 * sr)  # run the filters in before the part we keep: no start-up thump
-    white = np.random.default_rng(seed).standard_normal(n + settle)
-    bed = _shape_bed(white, sr)[settle:]
-    rms = math.sqrt(float(np.mean(bed * bed))) if n else 0.0
-    if rms > 0.0:
-        bed *= 10.0 ** (rms_dbfs / 20.0) / rms
-    return bed.astype(np.float32)
-
-
 def loop_to_length(loop: np.ndarray, n: int, sr: int, crossfade_s: float = LOOP_CROSSFADE_S) -> np.ndarray:
     """Repeat `loop` to exactly n samples, each wrap an equal-power crossfade (shortened for
     short loops), so the seam is not heard as a jump in the noise."""
@@ -114,9 +98,10 @@ def mix_with_fan(voice: np.ndarray, sr: int, *, add_background: bool, background
     """Place the voice over the bed: `lead_in_s` of bed alone, the voice, `tail_s` of bed.
 
     The bed fades in and out over `fade_s` and sits bed_level_db(background_volume) under the
-    voice's integrated loudness. It is `fan_loop` (looped as needed) or, without one, seeded
-    brown noise. With add_background=False the result is the voice alone with short fades, no
-    lead-in or tail: silence before a voice note only feels like lag."""
+    voice's integrated loudness. It is `fan_loop` (looped as needed) or, without one, a
+    stretch of brown noise that `seed` picks. With add_background=False the result is the
+    voice alone with short fades, no lead-in or tail: silence before a voice note only feels
+    like lag."""
     voice_fade = round(VOICE_FADE_MS * 1e-3 * sr)
     voice = apply_fades(voice, voice_fade, voice_fade)
     if not add_background:
@@ -124,10 +109,13 @@ def mix_with_fan(voice: np.ndarray, sr: int, *, add_background: bool, background
     relative_db = bed_level_db(background_volume)
     lead, tail = round(lead_in_s * sr), round(tail_s * sr)
     n = lead + len(voice) + tail
-    bed = loop_to_length(fan_loop, n, sr) if fan_loop is not None else brown_noise(n / sr, sr, seed)
+    if fan_loop is not None:
+        bed = loop_to_length(fan_loop, n, sr)
+        bed_lufs = integrated_loudness(bed, sr)
+    else:  # a stretch of the process's long bed, its loudness known (shared/audio/bed.py)
+        bed, bed_lufs = noise_bed(n, sr, seed)
 
     voice_lufs = integrated_loudness(voice, sr)
-    bed_lufs = integrated_loudness(bed, sr)
     out = np.zeros(n, dtype=np.float32)
     if bed_lufs is not None:
         # a voice too short or quiet to measure gets the bed at the EBU R128 reference level
@@ -171,10 +159,18 @@ def load_fan_loop(path: str, sr: int) -> np.ndarray:
     return _cached_fan_loop(os.path.abspath(path), st.st_mtime_ns, st.st_size, sr)
 
 
+def warm(sample_rate: int = 44100, bitrate_kbps: int = 128) -> None:
+    """Make what every note at this setting reuses (the long noise bed, LAME's gain), e.g. in a
+    worker's parent before its pool forks; the defaults are render_note's."""
+    warm_bed(sample_rate)
+    lame_gain(sample_rate, bitrate_kbps, NOTE_MP3_QUALITY)
+
+
 def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, background_volume: float,
                 fan_loop_path: str | None, target_lufs: float = -16.0, true_peak_dbtp: float = -1.5,
-                sample_rate: int = 44100, bitrate_kbps: int = 128) -> RenderedNote:
+                sample_rate: int = 44100, bitrate_kbps: int = 128, seed: int = 0) -> RenderedNote:
     """Decode, join, mix, normalise and encode a voice note (MP3, mono, `sample_rate`).
+    `seed` picks the stretch of brown-noise bed (the same seed, the same note).
 
     Raises ValueError when there is nothing usable to render (no chunks, only silence), and
     its AudioDecodeError for chunks that are not audio: a provider fault, not something to
@@ -188,12 +184,12 @@ def render_note(voice_chunks_mp3: list[bytes], *, add_background: bool, backgrou
         raise ValueError("the voice chunks are silent")
     fan_loop = load_fan_loop(fan_loop_path, sample_rate) if add_background and fan_loop_path else None
     mixed = mix_with_fan(voice, sample_rate, add_background=add_background,
-                         background_volume=background_volume, fan_loop=fan_loop)
+                         background_volume=background_volume, fan_loop=fan_loop, seed=seed)
     final = normalize_loudness(mixed, sample_rate, target_lufs, true_peak_dbtp)
     if final.loudness_after_lufs is None:
         raise ValueError("the voice chunks are too quiet to measure")
     return RenderedNote(
-        mp3=encode_mp3(final.samples, sample_rate, bitrate_kbps),
+        mp3=encode_mp3(final.samples, sample_rate, bitrate_kbps, quality=NOTE_MP3_QUALITY),
         duration_s=len(final.samples) / sample_rate,
         loudness_lufs=final.loudness_after_lufs,
         true_peak_dbtp=final.true_peak_dbtp,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,9 @@ def _perform(job: dict[str, Any], deps: PerformDeps, progress: Progress) -> dict
         rendered = render_note(audio, add_background=prefs.add_background_sound,
                                background_volume=prefs.background_volume,
                                fan_loop_path=settings.fan_loop_path or None,
-                               target_lufs=settings.note_target_lufs, true_peak_dbtp=settings.note_true_peak_dbtp)
+                               target_lufs=settings.note_target_lufs, true_peak_dbtp=settings.note_true_peak_dbtp,
+                               # each note its own stretch of the noise bed; a redelivered job the same one
+                               seed=zlib.crc32(job["_id"].encode()))
     except AudioDecodeError as exc:  # the provider's chunks are not audio: its fault, not the user's
         raise ProviderUnavailable("The voice provider returned unusable audio "
                                   f"(the voice chunks could not be decoded ({exc})).") from exc

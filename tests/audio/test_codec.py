@@ -59,6 +59,31 @@ def test_decoding_many_matches_one_by_one(voice_mp3):
         decode_many_to_mono([voice_mp3, b"not audio" * 100], SR)
 
 
+def test_provider_mp3s_are_decoded_in_process_as_ffmpeg_decodes_them(voice_mp3, monkeypatch):
+    """A voice provider's chunk (mono MP3 at the note's rate, with or without a LAME header)
+    costs no ffmpeg start: the same samples, the same length (encoder delay dropped alike),
+    the same bound."""
+    voice = decode_to_mono(voice_mp3, SR)
+    ours = encode_mp3(voice[: 8 * SR], SR, 128)  # no LAME header
+    tagged = ffmpeg_transcode(voice_mp3, ".mp3", "-t", "8", "-ar", str(SR), "-c:a", "libmp3lame", "-b:a", "128k")
+    by_ffmpeg = [decode_to_mono(item, SR, max_seconds=5.0) for item in (ours, tagged)]
+    by_ffmpeg += [decode_to_mono(ours, SR)]
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError("ffmpeg was started")
+
+    monkeypatch.setattr("shared.audio.codec.subprocess.run", no_ffmpeg)
+    in_process = decode_many_to_mono([ours, tagged], SR, max_seconds=5.0) + decode_many_to_mono([ours], SR)
+    for got, expected in zip(in_process, by_ffmpeg, strict=True):
+        assert got.dtype == np.float32 and len(got) == len(expected)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    monkeypatch.undo()
+    # another rate or stereo: ffmpeg resamples and downmixes, as before
+    stereo = ffmpeg_transcode(voice_mp3, ".mp3", "-t", "3", "-ac", "2", "-c:a", "libmp3lame")
+    for item in (voice_mp3, stereo):
+        np.testing.assert_array_equal(decode_many_to_mono([item], SR)[0], decode_to_mono(item, SR))
+
+
 def test_mp3_keeps_the_loudness_of_its_pcm(voice_mp3):
     """LAME alone would hand back the voice 0.45 dB quieter at 128 kbit/s."""
     voice = decode_to_mono(voice_mp3, SR)
